@@ -1,0 +1,166 @@
+"""One linear-blend-skinning layer that evaluates any `HandModelData` (batched, differentiable)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from torch import nn
+
+from .anatomy import AnatomicalPose
+from .data import HandModelData, HandModelError
+from .rotations import axis_angle_to_matrix
+
+
+@dataclasses.dataclass
+class HandOutput:
+    """A posed hand. All positions in metres, in the frame of `global_orient` and `transl`.
+
+    vertices (B, V, 3); keypoints (B, 21, 3) in MediaPipe order; joints (B, J, 3) the model's own
+    joint centres; joint_transforms (B, J, 4, 4) each joint's posed frame [G_c | w_c] (rotation
+    from the model's zero-pose axes, position of the joint centre).
+    """
+
+    vertices: torch.Tensor
+    keypoints: torch.Tensor
+    joints: torch.Tensor
+    joint_transforms: torch.Tensor
+
+
+class HandModel(nn.Module):
+    """A parametric hand: pose and shape in, posed mesh and keypoints out.
+
+    Call it with any of `global_orient (B, 3)` axis-angle of the root, `pose (B, num_pose_joints, 3)`
+    local axis-angle of joints 1..J-1 (parent order, in the model's zero-pose axes),
+    `shape (B, num_shape)` and `transl (B, 3)` metres; missing ones are zeros. Float32 unless the
+    inputs say otherwise; the batch size is taken from whichever input has one.
+    """
+
+    def __init__(self, data: HandModelData):
+        super().__init__()
+        self.data = data
+        self.name = data.name
+        self.side = data.side
+        self.joint_names = data.joint_names
+
+        def buf(name: str, array: np.ndarray, dtype: torch.dtype = torch.float32) -> None:
+            self.register_buffer(name, torch.as_tensor(np.ascontiguousarray(array), dtype=dtype), persistent=False)
+
+        buf("faces", data.faces, torch.int64)
+        buf("faces_uv", data.faces_uv, torch.int64)
+        buf("uvs", data.uvs)
+        buf("parents", data.parents, torch.int64)
+        K, V, J = data.num_shape, data.num_vertices, data.num_joints
+        # Vertices, bind joints and offsets share one shape blend: one matmul instead of three.
+        buf("rest", np.concatenate([data.vertices, data.bind_joints, data.joint_offsets]).reshape(-1))
+        buf("shape_basis", np.concatenate(
+            [data.vertex_shape_basis, data.bind_joint_shape_basis, data.joint_offset_shape_basis], axis=1
+        ).reshape(K, -1))
+        buf("bind_rotations", data.bind_rotations)
+        buf("skin_weights", data.skin_weights)
+        buf("pose_basis", data.pose_basis.reshape(len(data.pose_basis), V * 3))
+        buf("keypoint_regressor", data.keypoint_regressor)
+        # Forward kinematics one tree level at a time: a handful of batched matmuls, not J.
+        depth = np.zeros(J, dtype=np.int64)
+        for c in range(1, J):
+            depth[c] = depth[data.parents[c]] + 1
+        self._levels = [np.flatnonzero(depth == d) for d in range(1, int(depth.max()) + 1)]
+        self.anatomy = AnatomicalPose(self)
+
+    @property
+    def num_vertices(self) -> int:
+        return self.data.num_vertices
+
+    @property
+    def num_joints(self) -> int:
+        return self.data.num_joints
+
+    @property
+    def num_pose_joints(self) -> int:
+        return self.data.num_joints - 1
+
+    @property
+    def num_shape(self) -> int:
+        return self.data.num_shape
+
+    def mirrored(self) -> "HandModel":
+        """The same model for the other hand (x mirrored), on the same device."""
+        return HandModel(self.data.mirrored()).to(self.rest.device)
+
+    def forward(
+        self,
+        global_orient: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+        shape: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+    ) -> HandOutput:
+        J, V = self.num_joints, self.num_vertices
+        expected = {"global_orient": (3,), "pose": (J - 1, 3), "shape": (self.num_shape,), "transl": (3,)}
+        given = {"global_orient": global_orient, "pose": pose, "shape": shape, "transl": transl}
+        batch, ref = _batch_and_reference(given, expected, self.name)
+        device = ref.device if ref is not None else self.rest.device
+        dtype = ref.dtype if ref is not None else torch.float32
+        # Buffers follow the input dtype so float64 gradient checks need no model conversion.
+        rest, basis = self.rest.to(dtype), self.shape_basis.to(dtype)
+
+        if shape is not None and self.num_shape:
+            shaped = rest + shape @ basis
+        else:
+            shaped = rest.expand(batch, -1)
+        shaped = shaped.reshape(batch, V + 2 * J, 3)
+        verts, bind_joints, offsets = shaped[:, :V], shaped[:, V:V + J], shaped[:, V + J:]
+
+        eye = torch.eye(3, dtype=dtype, device=device)
+        local = axis_angle_to_matrix(pose) if pose is not None else eye.expand(batch, J - 1, 3, 3)
+        if self.pose_basis.shape[0]:
+            verts = verts + ((local - eye).reshape(batch, -1) @ self.pose_basis.to(dtype)).reshape(batch, V, 3)
+        root = axis_angle_to_matrix(global_orient) if global_orient is not None else eye.expand(batch, 3, 3)
+
+        rot = torch.empty(batch, J, 3, 3, dtype=dtype, device=device)
+        pos = torch.empty(batch, J, 3, dtype=dtype, device=device)
+        rot[:, 0] = root
+        pos[:, 0] = (root @ offsets[:, 0, :, None])[..., 0]
+        for idx in self._levels:
+            par = self.data.parents[idx]
+            parent_rot = rot[:, par]
+            rot[:, idx] = parent_rot @ local[:, idx - 1]
+            pos[:, idx] = pos[:, par] + (parent_rot @ offsets[:, idx, :, None])[..., 0]
+
+        # Skinning transforms G_c B_c (v - h_c) + w_c, blended per vertex as one (V, J) @ (J, 12).
+        skin_rot = rot @ self.bind_rotations.to(dtype)
+        skin_t = pos - (skin_rot @ bind_joints[..., None])[..., 0]
+        blend = (self.skin_weights.to(dtype) @ torch.cat([skin_rot.reshape(batch, J, 9), skin_t], -1))
+        verts = (blend[..., :9].reshape(batch, V, 3, 3) @ verts[..., None])[..., 0] + blend[..., 9:]
+
+        if transl is not None:
+            verts = verts + transl[:, None]
+            pos = pos + transl[:, None]
+        keypoints = self.keypoint_regressor.to(dtype) @ torch.cat([pos, verts], 1)
+        transforms = torch.cat([torch.cat([rot, pos[..., None]], -1),
+                                torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device).expand(batch, J, 1, 4)], -2)
+        return HandOutput(vertices=verts, keypoints=keypoints, joints=pos, joint_transforms=transforms)
+
+
+def _batch_and_reference(given: dict, expected: dict, model_name: str) -> tuple[int, torch.Tensor | None]:
+    """Check input shapes, dtypes and values; return the common batch size and one input tensor."""
+    batch, ref = None, None
+    for name, value in given.items():
+        if value is None:
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.shape[1:] != expected[name] or value.ndim != len(expected[name]) + 1:
+            raise HandModelError(f"{model_name}: {name} must have shape (B, {', '.join(map(str, expected[name]))}), "
+                                 f"got {tuple(value.shape)}")
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
+        if not torch.isfinite(value).all():
+            raise HandModelError(f"{model_name}: {name} holds NaN or infinite values")
+        if batch is None:
+            batch, ref = value.shape[0], value
+        elif value.shape[0] != batch:
+            raise HandModelError(f"{model_name}: batch sizes differ ({name} has {value.shape[0]}, expected {batch})")
+        elif value.dtype != ref.dtype or value.device != ref.device:
+            raise TypeError(f"{name} is {value.dtype} on {value.device}, but other inputs are {ref.dtype} on {ref.device}")
+    return (1 if batch is None else batch), ref
