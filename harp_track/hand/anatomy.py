@@ -36,16 +36,17 @@ LIMITS_DEG: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[floa
     "thumb_ip": ((-20, 90), (-3, 3), (-3, 3)),
 }
 
-# Named gestures as degrees per role (flex, abduction, twist); fingers listed in `extended` stay straight.
-_GESTURES: dict[str, tuple[dict[str, tuple[float, float, float]], tuple[int, ...]]] = {
-    "flat": ({}, ()),
-    "fist": ({"mcp": (85, 0, 0), "pip": (100, 0, 0), "dip": (60, 0, 0), "metacarpal": (8, 0, 0),
-              "thumb_cmc": (45, 15, 0), "thumb_mcp": (45, 0, 0), "thumb_ip": (50, 0, 0)}, ()),
-    "point": ({"mcp": (85, 0, 0), "pip": (100, 0, 0), "dip": (60, 0, 0), "metacarpal": (8, 0, 0),
-               "thumb_cmc": (45, 15, 0), "thumb_mcp": (45, 0, 0), "thumb_ip": (50, 0, 0)}, (1,)),
-    "spread": ({"mcp": (0, 18, 0), "thumb_cmc": (-10, 25, 0)}, ()),
+# Named gestures: degrees (flex, abduction, twist) per role, the fingers that stay straight, and
+# MCP abduction per finger (a fan: the outer fingers spread more, the middle one is the reference).
+_CURLED = {"mcp": (85, 0, 0), "pip": (100, 0, 0), "dip": (60, 0, 0), "metacarpal": (8, 0, 0),
+           "thumb_cmc": (45, 15, 0), "thumb_mcp": (45, 0, 0), "thumb_ip": (50, 0, 0)}
+_GESTURES: dict[str, tuple[dict[str, tuple[float, float, float]], tuple[int, ...], dict[int, float]]] = {
+    "flat": ({}, (), {}),
+    "fist": (_CURLED, (), {}),
+    "point": (_CURLED, (1,), {}),
+    "spread": ({"thumb_cmc": (-10, 25, 0)}, (), {1: 15, 3: 12, 4: 28}),
     "pinch": ({"mcp": (30, 0, 0), "pip": (40, 0, 0), "dip": (20, 0, 0),
-               "thumb_cmc": (35, 35, 0), "thumb_mcp": (20, 0, 0), "thumb_ip": (20, 0, 0)}, (2, 3, 4)),
+               "thumb_cmc": (35, 35, 0), "thumb_mcp": (20, 0, 0), "thumb_ip": (20, 0, 0)}, (2, 3, 4), {}),
 }
 
 
@@ -88,14 +89,13 @@ class AnatomicalPose(nn.Module):
         """(batch, P, 3) angles of a named gesture: one of 'flat', 'fist', 'point', 'spread', 'pinch'."""
         if name not in _GESTURES:
             raise ValueError(f"unknown gesture {name!r}; known: {sorted(_GESTURES)}")
-        per_role, extended = _GESTURES[name]
+        per_role, extended, fan = _GESTURES[name]
         deg = np.zeros((len(self.roles), 3))
         for j, (role, finger) in enumerate(zip(self.roles, self.fingers)):
-            if finger in extended:
-                continue
-            deg[j] = per_role.get(role, (0.0, 0.0, 0.0))
-            if name == "spread" and finger == 2:  # the middle finger is the reference of abduction
-                deg[j, 1] = 0.0
+            if finger not in extended:
+                deg[j] = per_role.get(role, (0.0, 0.0, 0.0))
+            if role == "mcp":
+                deg[j, 1] = fan.get(finger, deg[j, 1])
         angles = torch.as_tensor(np.radians(deg), dtype=dtype, device=self.axes.device)
         return self.clamp(angles).expand(batch, -1, -1).clone()
 

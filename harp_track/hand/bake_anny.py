@@ -12,7 +12,8 @@ reference and R_c the rest orientation of bone c, h_c its rest head and A_c = U_
 bound to bone c moves to G_c A_c (v - h_c) + w_c, where G_c = G_parent D_c chains the local deltas
 D_c (our `pose`), w_c = w_parent + G_parent A_parent (h_c - h_parent) (A_root = I), and the root's
 delta is D_0 = U_0 R_global. So bind rotations are A_c, offsets A_parent (h_c - h_parent), and our
-pose is Anny's delta for joints 1..J-1. A_c depends weakly on the shape; we freeze it at the
+pose is Anny's delta for joints 1..J-1, all turned by one fixed rotation into our axes (palm -x,
+fingers +y, thumb +z). A_c depends weakly on the shape; we freeze it at the
 default shape, which is exact there (the test checks 1e-4 m) and off by well under a millimetre
 elsewhere.
 """
@@ -73,15 +74,32 @@ def anny_rest(model, phenotype: torch.Tensor, changes: torch.Tensor) -> dict[str
     return model.get_rest_model(coeffs)
 
 
+def canonical_rotation(model) -> torch.Tensor:
+    """(3, 3) rotation from Anny's body axes to ours: palm facing -x, fingers along +y, thumb
+    towards +z (for the right hand), from the default shape's wrist and knuckles."""
+    ph, lc = anny_inputs(model, {k: torch.tensor([v], dtype=torch.float64) for k, v in DEFAULT_PHENOTYPE.items()}, {})
+    heads = anny_rest(model, ph, lc)["rest_bone_heads"][0]
+    wrist, index, middle, little = (heads[model.bone_labels.index(b)] for b in
+                                    ("wrist.R", "finger2-1.R", "finger3-1.R", "finger5-1.R"))
+    palm = torch.linalg.cross(index - wrist, little - wrist)  # out of the palm, for a right hand
+    x = -palm / palm.norm()
+    y = middle - wrist
+    y = y - (y @ x) * x
+    y = y / y.norm()
+    return torch.stack([x, y, torch.linalg.cross(x, y)])
+
+
 def anny_forward(model, pose: torch.Tensor, global_orient_matrix: torch.Tensor,
                  phenotype: torch.Tensor, changes: torch.Tensor) -> torch.Tensor:
-    """Anny's own skinned vertices (N, V, 3) for our pose convention: local rotation matrices
-    (N, J-1, 3, 3) of joints 1..J-1 and the global rotation (N, 3, 3); the root sits at the origin."""
+    """Anny's own skinned vertices (N, V, 3) in our axes, for our pose convention: local rotation
+    matrices (N, J-1, 3, 3) of joints 1..J-1 and the global rotation (N, 3, 3), root at the origin."""
     n = len(pose)
+    C = canonical_rotation(model)
     deltas = torch.eye(4, dtype=torch.float64).repeat(n, model.bone_count, 1, 1)
-    deltas[:, 1:, :3, :3] = pose
-    deltas[:, 0, :3, :3] = model.reference_bone_orientations[0] @ global_orient_matrix
-    return model(pose_parameters=deltas, phenotype_kwargs=phenotype, local_changes_kwargs=changes)["vertices"]
+    deltas[:, 1:, :3, :3] = C.T @ pose @ C
+    deltas[:, 0, :3, :3] = model.reference_bone_orientations[0] @ C.T @ global_orient_matrix @ C
+    vertices = model(pose_parameters=deltas, phenotype_kwargs=phenotype, local_changes_kwargs=changes)["vertices"]
+    return vertices @ C.T
 
 
 def shape_arrays(model, rest: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -96,7 +114,9 @@ def shape_arrays(model, rest: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.n
     offsets = (A_parent @ (heads - heads[:, parents.clamp(min=0)])[..., None])[..., 0]
     offsets[:, 0] = 0.0
     root = heads[:, :1]
-    return ((rest["rest_vertices"] - root).numpy(), (heads - root).numpy(), offsets.numpy(), A.numpy())
+    C = canonical_rotation(model)
+    return ((rest["rest_vertices"] - root) @ C.T).numpy(), ((heads - root) @ C.T).numpy(), \
+        (offsets @ C.T).numpy(), (C @ A @ C.T).numpy()
 
 
 def sample_shapes(model, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:

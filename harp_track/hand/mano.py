@@ -30,6 +30,7 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
     ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
     ("__builtin__", "object"), ("builtins", "object"),
+    ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 store bytes through it
 }
 _SPARSE = {"csc_matrix", "csr_matrix", "coo_matrix"}
 

@@ -60,12 +60,24 @@ class HandModel(nn.Module):
         buf("bind_rotations", data.bind_rotations)
         buf("skin_weights", data.skin_weights)
         buf("pose_basis", data.pose_basis.reshape(len(data.pose_basis), V * 3))
-        buf("keypoint_regressor", data.keypoint_regressor)
-        # Forward kinematics one tree level at a time: a handful of batched matmuls, not J.
+        # Forward kinematics one tree level at a time (a handful of batched matmuls, not J): joints
+        # are processed in level order, and each level gathers its parents from the level before.
         depth = np.zeros(J, dtype=np.int64)
         for c in range(1, J):
             depth[c] = depth[data.parents[c]] + 1
-        self._levels = [np.flatnonzero(depth == d) for d in range(1, int(depth.max()) + 1)]
+        order = np.argsort(depth, kind="stable")
+        position = np.argsort(order)  # where each joint sits in level order
+        self._level_bounds = [(int(np.searchsorted(depth[order], d)), int(np.searchsorted(depth[order], d, "right")))
+                              for d in range(int(depth.max()) + 1)]
+        buf("level_order", order, torch.int64)
+        buf("level_position", position, torch.int64)
+        buf("level_parent", position[np.maximum(data.parents[order], 0)]
+            - np.array([self._level_bounds[max(d - 1, 0)][0] for d in depth[order]]), torch.int64)
+        # Keypoints read joints and a few vertices (fingertips); gather those instead of all V.
+        kp_vertices = np.flatnonzero(np.abs(data.keypoint_regressor[:, J:]).sum(0))
+        buf("keypoint_vertices", kp_vertices, torch.int64)
+        buf("keypoint_from_joints", data.keypoint_regressor[:, :J])
+        buf("keypoint_from_vertices", data.keypoint_regressor[:, J + kp_vertices])
         self.anatomy = AnatomicalPose(self)
 
     @property
@@ -112,34 +124,36 @@ class HandModel(nn.Module):
         verts, bind_joints, offsets = shaped[:, :V], shaped[:, V:V + J], shaped[:, V + J:]
 
         eye = torch.eye(3, dtype=dtype, device=device)
-        local = axis_angle_to_matrix(pose) if pose is not None else eye.expand(batch, J - 1, 3, 3)
+        zero3 = torch.zeros(1, 1, 3, dtype=dtype, device=device).expand(batch, 1, 3)
+        rotvecs = torch.cat([global_orient[:, None] if global_orient is not None else zero3,
+                             pose if pose is not None else zero3.expand(batch, J - 1, 3)], 1)
+        rot = axis_angle_to_matrix(rotvecs)  # (B, J, 3, 3): the root's global rotation, then local ones
         if self.pose_basis.shape[0]:
-            verts = verts + ((local - eye).reshape(batch, -1) @ self.pose_basis.to(dtype)).reshape(batch, V, 3)
-        root = axis_angle_to_matrix(global_orient) if global_orient is not None else eye.expand(batch, 3, 3)
+            features = (rot[:, 1:] - eye).reshape(batch, -1)
+            verts = verts + (features @ self.pose_basis.to(dtype)).reshape(batch, V, 3)
 
-        rot = torch.empty(batch, J, 3, 3, dtype=dtype, device=device)
-        pos = torch.empty(batch, J, 3, dtype=dtype, device=device)
-        rot[:, 0] = root
-        pos[:, 0] = (root @ offsets[:, 0, :, None])[..., 0]
-        for idx in self._levels:
-            par = self.data.parents[idx]
-            parent_rot = rot[:, par]
-            rot[:, idx] = parent_rot @ local[:, idx - 1]
-            pos[:, idx] = pos[:, par] + (parent_rot @ offsets[:, idx, :, None])[..., 0]
+        # Local transforms [R_c | o_c], chained level by level: W_c = W_parent [R_c | o_c]; the
+        # translation enters at the root and so reaches every joint and vertex.
+        if transl is not None:
+            offsets = torch.cat([offsets[:, :1] + transl[:, None], offsets[:, 1:]], 1)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device).expand(batch, J, 1, 4)
+        local = torch.cat([torch.cat([rot, offsets[..., None]], -1), bottom], -2)[:, self.level_order]
+        first, last = self._level_bounds[0]
+        levels = [local[:, first:last]]
+        for (first, last) in self._level_bounds[1:]:
+            levels.append(levels[-1][:, self.level_parent[first:last]] @ local[:, first:last])
+        world = torch.cat(levels, 1)[:, self.level_position]  # (B, J, 4, 4)
 
         # Skinning transforms G_c B_c (v - h_c) + w_c, blended per vertex as one (V, J) @ (J, 12).
-        skin_rot = rot @ self.bind_rotations.to(dtype)
-        skin_t = pos - (skin_rot @ bind_joints[..., None])[..., 0]
-        blend = (self.skin_weights.to(dtype) @ torch.cat([skin_rot.reshape(batch, J, 9), skin_t], -1))
+        skin_rot = world[:, :, :3, :3] @ self.bind_rotations.to(dtype)
+        skin_t = world[:, :, :3, 3] - (skin_rot @ bind_joints[..., None])[..., 0]
+        blend = self.skin_weights.to(dtype) @ torch.cat([skin_rot.reshape(batch, J, 9), skin_t], -1)
         verts = (blend[..., :9].reshape(batch, V, 3, 3) @ verts[..., None])[..., 0] + blend[..., 9:]
 
-        if transl is not None:
-            verts = verts + transl[:, None]
-            pos = pos + transl[:, None]
-        keypoints = self.keypoint_regressor.to(dtype) @ torch.cat([pos, verts], 1)
-        transforms = torch.cat([torch.cat([rot, pos[..., None]], -1),
-                                torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device).expand(batch, J, 1, 4)], -2)
-        return HandOutput(vertices=verts, keypoints=keypoints, joints=pos, joint_transforms=transforms)
+        joints = world[:, :, :3, 3]
+        keypoints = (self.keypoint_from_joints.to(dtype) @ joints
+                     + self.keypoint_from_vertices.to(dtype) @ verts[:, self.keypoint_vertices])
+        return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=world)
 
 
 def _batch_and_reference(given: dict, expected: dict, model_name: str) -> tuple[int, torch.Tensor | None]:
