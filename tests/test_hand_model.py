@@ -30,6 +30,11 @@ def test_rodrigues_matches_scipy_and_inverts():
     assert torch.allclose(ours, ref, atol=1e-12)
     rotvec = rotvec[(rotvec.norm(dim=1) < 3.0)]
     assert torch.allclose(matrix_to_axis_angle(axis_angle_to_matrix(rotvec)), rotvec, atol=1e-9)
+    # Half turns (and just short of them): the skew part vanishes there.
+    axes = torch.nn.functional.normalize(torch.randn(20, 3, dtype=torch.float64), dim=1)
+    for angle in (torch.pi, torch.pi - 1e-3, torch.pi - 0.05):
+        back = axis_angle_to_matrix(matrix_to_axis_angle(axis_angle_to_matrix(axes * angle)))
+        assert torch.allclose(back, axis_angle_to_matrix(axes * angle), atol=1e-6)
 
 
 def test_default_model_contract(hand):

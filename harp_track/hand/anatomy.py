@@ -44,7 +44,7 @@ _GESTURES: dict[str, tuple[dict[str, tuple[float, float, float]], tuple[int, ...
     "flat": ({}, (), {}),
     "fist": (_CURLED, (), {}),
     "point": (_CURLED, (1,), {}),
-    "spread": ({"thumb_cmc": (-10, 25, 0)}, (), {1: 15, 3: 12, 4: 28}),
+    "spread": ({"thumb_cmc": (-20, 5, 0)}, (), {1: 15, 3: 12, 4: 28}),
     "pinch": ({"mcp": (30, 0, 0), "pip": (40, 0, 0), "dip": (20, 0, 0),
                "thumb_cmc": (35, 35, 0), "thumb_mcp": (20, 0, 0), "thumb_ip": (20, 0, 0)}, (2, 3, 4), {}),
 }

@@ -26,17 +26,28 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
-    """Inverse of `axis_angle_to_matrix` for angles in [0, pi).
+    """Inverse of `axis_angle_to_matrix`, angles in [0, pi].
 
-    matrix: (..., 3, 3) rotations. Returns (..., 3) rotation vectors, radians.
+    matrix: (..., 3, 3) rotations. Returns (..., 3) rotation vectors, radians. Near pi the skew
+    part vanishes, so the axis comes from the symmetric part, (R + R^T) / 2 = cos I + (1 - cos) a a^T.
     """
     cos = ((matrix.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) * 0.5).clamp(-1.0, 1.0)
     angle = torch.acos(cos)
-    axis = torch.stack(
+    skew = torch.stack(
         [matrix[..., 2, 1] - matrix[..., 1, 2],
          matrix[..., 0, 2] - matrix[..., 2, 0],
          matrix[..., 1, 0] - matrix[..., 0, 1]], dim=-1)
     sin = torch.sin(angle)
-    small = sin.abs() < 1e-6
-    scale = torch.where(small, 0.5 + angle * angle / 12.0, angle / (2.0 * torch.where(small, torch.ones_like(sin), sin)))
-    return axis * scale[..., None]
+    small = angle < 1e-3
+    safe_sin = torch.where(small, torch.ones_like(sin), sin)
+    scale = torch.where(small, 0.5 + angle * angle / 12.0, angle / (2.0 * safe_sin))
+    result = skew * scale[..., None]
+
+    eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
+    sym = (0.5 * (matrix + matrix.transpose(-1, -2)) - cos[..., None, None] * eye) / (1.0 - cos).clamp_min(1e-6)[..., None, None]
+    column = sym.diagonal(dim1=-2, dim2=-1).argmax(-1)
+    axis = torch.take_along_dim(sym, column[..., None, None].expand(*column.shape, 3, 1), dim=-1)[..., 0]
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    axis = torch.where((axis * skew).sum(-1, keepdim=True) < 0, -axis, axis)  # agree with the skew part
+    near_pi = angle > torch.pi - 1e-2
+    return torch.where(near_pi[..., None], axis * angle[..., None], result)

@@ -1,0 +1,42 @@
+"""Run every benchmark and write docs/benchmarks.md.
+
+    python -m harp_track.bench [--out docs/benchmarks.md] [--only hand_model,render]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+from pathlib import Path
+
+from harp_track.bench.timing import machine_description
+
+# (module, title): each module has run() -> markdown.
+BENCHMARKS = [
+    ("hand_model", "Hand model (LBS layer)"),
+    ("render", "Renderer (full shaded hand render)"),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the benchmarks and write a markdown report.")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    args = parser.parse_args(argv)
+    chosen = [b for b in BENCHMARKS if not args.only or b[0] in args.only.split(",")]
+    machine = machine_description()
+    sections = [f"# Benchmarks\n\nWritten by `python -m harp_track.bench` on "
+                f"{datetime.date.today().isoformat()}.\n\nMachine: {machine}\n"]
+    for name, title in chosen:
+        print(f"== {title}", flush=True)
+        table = importlib.import_module(f"harp_track.bench.{name}").run()
+        print(table, flush=True)
+        sections.append(f"## {title}\n\n`python -m harp_track.bench.{name}`\n\n{table}\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(sections))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
