@@ -45,6 +45,7 @@ def test_default_model_contract(hand):
     assert out.vertices.shape == (3, 1609, 3) and out.vertices.dtype == torch.float32
     assert out.keypoints.shape == (3, 21, 3) and out.joint_transforms.shape == (3, 21, 4, 4)
     assert torch.allclose(out.joint_transforms[..., :3, 3], out.joints)
+    assert torch.allclose(hand.keypoints(**random_inputs(hand, 3)), out.keypoints, atol=1e-6)  # the fast path
     empty = hand()
     assert empty.vertices.shape == (1, 1609, 3)
     assert torch.allclose(empty.keypoints[0, 0], torch.zeros(3))  # the wrist is the origin

@@ -107,29 +107,60 @@ class HandModel(nn.Module):
         shape: torch.Tensor | None = None,
         transl: torch.Tensor | None = None,
     ) -> HandOutput:
-        J, V = self.num_joints, self.num_vertices
-        expected = {"global_orient": (3,), "pose": (J - 1, 3), "shape": (self.num_shape,), "transl": (3,)}
+        verts, bind_joints, world = self._articulate(self._checked(global_orient, pose, shape, transl))
+        verts = self._skin(verts, bind_joints, world, self.skin_weights)
+        joints = world[:, :, :3, 3]
+        keypoints = (self.keypoint_from_joints.to(joints.dtype) @ joints
+                     + self.keypoint_from_vertices.to(joints.dtype) @ verts[:, self.keypoint_vertices])
+        return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=world)
+
+    def keypoints(
+        self,
+        global_orient: torch.Tensor | None = None,
+        pose: torch.Tensor | None = None,
+        shape: torch.Tensor | None = None,
+        transl: torch.Tensor | None = None,
+        validate: bool = True,
+    ) -> torch.Tensor:
+        """(B, 21, 3) keypoints only, skinning just the few vertices they read (fitting's fast path).
+
+        validate=False skips the input checks, which `torch.func` transforms cannot trace.
+        """
+        inputs = (global_orient, pose, shape, transl)
+        verts, bind_joints, world = self._articulate(self._checked(*inputs) if validate else inputs)
+        verts = self._skin(verts[:, self.keypoint_vertices], bind_joints, world,
+                           self.skin_weights[self.keypoint_vertices])
+        joints = world[:, :, :3, 3]
+        return self.keypoint_from_joints.to(joints.dtype) @ joints + self.keypoint_from_vertices.to(joints.dtype) @ verts
+
+    def _checked(self, global_orient, pose, shape, transl) -> tuple:
+        expected = {"global_orient": (3,), "pose": (self.num_joints - 1, 3), "shape": (self.num_shape,),
+                    "transl": (3,)}
         given = {"global_orient": global_orient, "pose": pose, "shape": shape, "transl": transl}
-        batch, ref = _batch_and_reference(given, expected, self.name)
+        _check_inputs(given, expected, self.name)
+        return global_orient, pose, shape, transl
+
+    def _articulate(self, inputs: tuple) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shaped (and pose-corrected) bind vertices (B, V, 3), bind joints (B, J, 3) and the posed
+        joint frames (B, J, 4, 4)."""
+        global_orient, pose, shape, transl = inputs
+        J, V = self.num_joints, self.num_vertices
+        ref = next((t for t in inputs if t is not None), None)
+        batch = ref.shape[0] if ref is not None else 1
         device = ref.device if ref is not None else self.rest.device
         dtype = ref.dtype if ref is not None else torch.float32
         # Buffers follow the input dtype so float64 gradient checks need no model conversion.
-        rest, basis = self.rest.to(dtype), self.shape_basis.to(dtype)
-
-        if shape is not None and self.num_shape:
-            shaped = rest + shape @ basis
-        else:
-            shaped = rest.expand(batch, -1)
+        rest = self.rest.to(dtype)
+        shaped = rest + shape @ self.shape_basis.to(dtype) if shape is not None and self.num_shape else rest.expand(batch, -1)
         shaped = shaped.reshape(batch, V + 2 * J, 3)
         verts, bind_joints, offsets = shaped[:, :V], shaped[:, V:V + J], shaped[:, V + J:]
 
-        eye = torch.eye(3, dtype=dtype, device=device)
         zero3 = torch.zeros(1, 1, 3, dtype=dtype, device=device).expand(batch, 1, 3)
         rotvecs = torch.cat([global_orient[:, None] if global_orient is not None else zero3,
                              pose if pose is not None else zero3.expand(batch, J - 1, 3)], 1)
         rot = axis_angle_to_matrix(rotvecs)  # (B, J, 3, 3): the root's global rotation, then local ones
         if self.pose_basis.shape[0]:
-            features = (rot[:, 1:] - eye).reshape(batch, -1)
+            features = (rot[:, 1:] - torch.eye(3, dtype=dtype, device=device)).reshape(batch, -1)
             verts = verts + (features @ self.pose_basis.to(dtype)).reshape(batch, V, 3)
 
         # Local transforms [R_c | o_c], chained level by level: W_c = W_parent [R_c | o_c]; the
@@ -142,22 +173,20 @@ class HandModel(nn.Module):
         levels = [local[:, first:last]]
         for (first, last) in self._level_bounds[1:]:
             levels.append(levels[-1][:, self.level_parent[first:last]] @ local[:, first:last])
-        world = torch.cat(levels, 1)[:, self.level_position]  # (B, J, 4, 4)
+        return verts, bind_joints, torch.cat(levels, 1)[:, self.level_position]
 
-        # Skinning transforms G_c B_c (v - h_c) + w_c, blended per vertex as one (V, J) @ (J, 12).
+    def _skin(self, verts: torch.Tensor, bind_joints: torch.Tensor, world: torch.Tensor,
+              weights: torch.Tensor) -> torch.Tensor:
+        """Skinning transforms G_c B_c (v - h_c) + w_c, blended per vertex as one (n, J) @ (J, 12)."""
+        batch, J, dtype = world.shape[0], world.shape[1], world.dtype
         skin_rot = world[:, :, :3, :3] @ self.bind_rotations.to(dtype)
         skin_t = world[:, :, :3, 3] - (skin_rot @ bind_joints[..., None])[..., 0]
-        blend = self.skin_weights.to(dtype) @ torch.cat([skin_rot.reshape(batch, J, 9), skin_t], -1)
-        verts = (blend[..., :9].reshape(batch, V, 3, 3) @ verts[..., None])[..., 0] + blend[..., 9:]
-
-        joints = world[:, :, :3, 3]
-        keypoints = (self.keypoint_from_joints.to(dtype) @ joints
-                     + self.keypoint_from_vertices.to(dtype) @ verts[:, self.keypoint_vertices])
-        return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=world)
+        blend = weights.to(dtype) @ torch.cat([skin_rot.reshape(batch, J, 9), skin_t], -1)
+        return (blend[..., :9].reshape(*verts.shape, 3) @ verts[..., None])[..., 0] + blend[..., 9:]
 
 
-def _batch_and_reference(given: dict, expected: dict, model_name: str) -> tuple[int, torch.Tensor | None]:
-    """Check input shapes, dtypes and values; return the common batch size and one input tensor."""
+def _check_inputs(given: dict, expected: dict, model_name: str) -> None:
+    """Check input shapes, dtypes, devices and values; raise with a message naming the problem."""
     batch, ref = None, None
     for name, value in given.items():
         if value is None:
@@ -177,4 +206,3 @@ def _batch_and_reference(given: dict, expected: dict, model_name: str) -> tuple[
             raise HandModelError(f"{model_name}: batch sizes differ ({name} has {value.shape[0]}, expected {batch})")
         elif value.dtype != ref.dtype or value.device != ref.device:
             raise TypeError(f"{name} is {value.dtype} on {value.device}, but other inputs are {ref.dtype} on {ref.device}")
-    return (1 if batch is None else batch), ref
