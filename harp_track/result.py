@@ -35,12 +35,14 @@ class TrackedHand:
 @dataclasses.dataclass
 class TrackingResult:
     """All hands of one frame (empty list when none is seen), the camera used (its `assumed` flag
-    says whether the intrinsics were guessed), the frame's timestamp in seconds and per-stage
-    timings in milliseconds."""
+    says whether the intrinsics were guessed), whether the hand's size was assumed (the model's
+    mean hand: metric depth then scales with the user's true size), the frame's timestamp in
+    seconds and per-stage timings in milliseconds."""
 
     hands: list[TrackedHand]
     camera: Camera
     timestamp: float
     frame_index: int
     image_size: tuple[int, int]  # (H, W)
+    hand_size_assumed: bool = True
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
