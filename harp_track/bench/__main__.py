@@ -16,6 +16,7 @@ from harp_track.bench.timing import machine_description
 BENCHMARKS = [
     ("hand_model", "Hand model (LBS layer)"),
     ("render", "Renderer (full shaded hand render)"),
+    ("landmarks", "Hand landmarks"),
 ]
 
 

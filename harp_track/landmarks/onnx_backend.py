@@ -1,0 +1,143 @@
+"""ONNX Runtime backend: MediaPipe's hand landmark and palm detection models converted to ONNX
+(`tools/convert_mediapipe_onnx.py`), with MediaPipe's tracking logic re-implemented: a hand's
+crop in the next frame comes from its landmarks in this one, and the palm detector runs only
+while fewer than `max_hands` hands are tracked."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..keypoints import NUM_KEYPOINTS
+from .base import HandLandmarks, TimestampCheck, camera_handedness, check_image
+from .palm import WRIST_KEYPOINT, MIDDLE_MCP_KEYPOINT, PalmDetector
+from .roi import Roi, iou, roi_from_landmarks, roi_from_palm
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "onnx"
+LANDMARK_MODEL = "hand_landmark_full.onnx"
+PALM_MODEL = "palm_detection_full.onnx"
+INPUT_SIZE = 224
+# TensorsToLandmarksCalculator's normalize_z for hands: z is predicted at 0.4× the x scale.
+Z_SCALE = 1 / 0.4
+MIN_PRESENCE = 0.5  # MediaPipe's min_tracking_confidence
+MIN_PALM_SCORE = 0.5  # MediaPipe's min_detection_confidence
+# A palm whose crop overlaps a tracked hand's this much is that hand (AssociationNormRectCalculator).
+SAME_HAND_IOU = 0.5
+
+
+def providers_for(device: str) -> list[str]:
+    """ONNX Runtime execution providers for "auto" | "cpu" | "cuda"."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise ValueError(f"device='cuda' but onnxruntime offers only {available} "
+                             "(install onnxruntime-gpu)")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "auto":
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+
+
+class OnnxDetector:
+    """`LandmarkDetector` on ONNX Runtime (CUDA when available)."""
+
+    def __init__(self, max_hands: int = 2, mirrored: bool = False, device: str = "auto",
+                 model_dir: Path = MODEL_DIR) -> None:
+        import onnxruntime as ort
+
+        if max_hands < 1:
+            raise ValueError(f"max_hands must be at least 1, got {max_hands}")
+        for name in (LANDMARK_MODEL, PALM_MODEL):
+            if not (model_dir / name).is_file():
+                raise FileNotFoundError(f"{model_dir / name} is missing; make it with "
+                                        "tools/convert_mediapipe_onnx.py (see models/onnx/README.md)")
+        providers = providers_for(device)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # the Cast-folding notices are noise
+        # Spinning worker threads steal the CPU from the rest of the tracker between inferences.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.landmarks = ort.InferenceSession(str(model_dir / LANDMARK_MODEL), options,
+                                              providers=providers)
+        self.palms = PalmDetector(ort.InferenceSession(str(model_dir / PALM_MODEL), options,
+                                                       providers=providers), MIN_PALM_SCORE)
+        self.providers = self.landmarks.get_providers()
+        self.max_hands = max_hands
+        self.mirrored = mirrored
+        self._input_name = self.landmarks.get_inputs()[0].name
+        # Identity: 21×(x, y, z) crop pixels; _1: presence; _2: P(MediaPipe "Left"); _3: world.
+        self._output_names = sorted(o.name for o in self.landmarks.get_outputs())
+        self._tensor = np.empty((1, INPUT_SIZE, INPUT_SIZE, 3), np.float32)
+        self._tracked: list[Roi] = []
+        self._timestamps = TimestampCheck()
+
+    def detect(self, image_rgb: np.ndarray, timestamp_s: float) -> list[HandLandmarks]:
+        """Hands in an H×W×3 uint8 RGB frame (see `HandLandmarks`)."""
+        image_rgb = check_image(image_rgb)
+        self._timestamps(timestamp_s)
+        rois = list(self._tracked)
+        if len(rois) < self.max_hands:
+            for palm in self.palms.detect(image_rgb):
+                roi = roi_from_palm(palm.box, palm.keypoints[WRIST_KEYPOINT],
+                                    palm.keypoints[MIDDLE_MCP_KEYPOINT])
+                if len(rois) < self.max_hands and all(
+                        iou(roi.box(), r.box()) < SAME_HAND_IOU for r in rois):
+                    rois.append(roi)
+        hands: list[HandLandmarks] = []
+        self._tracked = []
+        for roi in rois:
+            hand = self._landmarks_in(image_rgb, roi)
+            if hand is None:
+                continue
+            next_roi = roi_from_landmarks(hand.image_xy)
+            # Two crops that converged on one hand keep the first (tracked before detected).
+            if all(iou(next_roi.box(), r.box()) < SAME_HAND_IOU for r in self._tracked):
+                hands.append(hand)
+                self._tracked.append(next_roi)
+        return hands
+
+    def _landmarks_in(self, image_rgb: np.ndarray, roi: Roi) -> HandLandmarks | None:
+        """Run the landmark model on one crop; None when no hand is present in it."""
+        to_image = roi.crop_to_image(INPUT_SIZE)
+        # Used as is on pixel indices, like MediaPipe's OpenCV crop (which maps the crop's corners,
+        # not its pixel centres, onto the ROI): a sub-pixel shift kept so both backends agree.
+        crop = cv2.warpAffine(image_rgb, to_image, (INPUT_SIZE, INPUT_SIZE),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        np.multiply(crop, np.float32(1 / 255), out=self._tensor[0], casting="unsafe")
+        screen, presence, left, world = self.landmarks.run(self._output_names,
+                                                            {self._input_name: self._tensor})
+        score = float(presence.reshape(()))
+        if score < MIN_PRESENCE:
+            return None
+        crop_xyz = screen.reshape(NUM_KEYPOINTS, 3)
+        image_xy = crop_xyz[:, :2] @ to_image[:, :2].T + to_image[:, 2]
+        pixels_per_crop_pixel = roi.size / INPUT_SIZE
+        c, s = math.cos(roi.rotation), math.sin(roi.rotation)
+        world = world.reshape(NUM_KEYPOINTS, 3)
+        # World landmarks come in the crop's axes: turn x, y by the crop's rotation.
+        world_xyz = np.column_stack([c * world[:, 0] - s * world[:, 1],
+                                     s * world[:, 0] + c * world[:, 1], world[:, 2]])
+        p_left = float(left.reshape(()))
+        label = "Left" if p_left >= 0.5 else "Right"
+        return HandLandmarks(
+            image_xy=image_xy.astype(np.float32),
+            image_z=(crop_xyz[:, 2] * (Z_SCALE * pixels_per_crop_pixel)).astype(np.float32),
+            world_xyz=world_xyz.astype(np.float32),
+            handedness=camera_handedness(label, self.mirrored),
+            handedness_score=max(p_left, 1 - p_left), score=score)
+
+    def reset(self) -> None:
+        """Forget tracked hands."""
+        self._tracked = []
+        self._timestamps = TimestampCheck()
+
+    def close(self) -> None:
+        """Forget tracked hands; ONNX Runtime frees its sessions with the detector object."""
+        self._tracked = []
