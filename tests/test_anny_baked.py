@@ -61,16 +61,16 @@ def test_shape_basis_spans_sampled_adult_hands(anny_model, hand):
     assert np.abs(shape).max() < 6  # coefficients are in population standard deviations
 
 
-def test_keypoints_sit_on_anny_joints_and_tips(anny_model, hand):
-    """Joint keypoints are Anny's bone heads; tips are the farthest vertex along the distal bone."""
+def test_keypoints_stay_near_anny_joints_and_tips(anny_model, hand):
+    """Keypoints are calibrated to MediaPipe's landmark placement (test_keypoint_calibration.py),
+    which moves them from Anny's joint centres by at most a few centimetres, not onto other joints."""
     kp = hand().keypoints[0]
     ph, lc = default_shape(anny_model, 1)
     rest = bake.anny_rest(anny_model, ph, lc)
     heads = (rest["rest_bone_heads"][0] - rest["rest_bone_heads"][0, 0]) @ bake.canonical_rotation(anny_model).T
     labels = anny_model.bone_labels
     for k, bone in bake.KEYPOINT_BONES.items():
-        # At the zero pose the bones are turned by their (1 degree) reference rotation.
-        assert (kp[k] - heads[labels.index(bone)]).norm() < 3e-3
+        assert (kp[k] - heads[labels.index(bone)]).norm() < 0.03, k
     for f in range(5):
         tip, dip = kp[4 * f + 4], kp[4 * f + 3]
-        assert 0.015 < (tip - dip).norm() < 0.04
+        assert 0.01 < (tip - dip).norm() < 0.04

@@ -48,7 +48,7 @@ def test_default_model_contract(hand):
     assert torch.allclose(hand.keypoints(**random_inputs(hand, 3)), out.keypoints, atol=1e-6)  # the fast path
     empty = hand()
     assert empty.vertices.shape == (1, 1609, 3)
-    assert torch.allclose(empty.keypoints[0, 0], torch.zeros(3))  # the wrist is the origin
+    assert torch.allclose(empty.joints[0, :2], torch.zeros(2, 3))  # the root and wrist joints are the origin
 
 
 def test_rest_pose_axes_and_size(hand):
@@ -58,7 +58,7 @@ def test_rest_pose_axes_and_size(hand):
     assert kp[4, 2] > 0.04  # thumb tip on the +z side
     palm = torch.linalg.cross(kp[5] - kp[0], kp[17] - kp[0])
     assert palm[0] < -0.8 * palm.norm()
-    length = (hand().vertices[0] - kp[0]).norm(dim=1).max()
+    length = (hand().vertices[0] - hand().joints[0, 1]).norm(dim=1).max()  # from the wrist joint
     assert 0.17 < length < 0.20
 
 

@@ -101,18 +101,26 @@ class AnatomicalPose(nn.Module):
 
 
 def _joint_fingers(model: "HandModel") -> list[int]:
-    """Finger index (0 thumb .. 4 little) of each joint, -1 for the root and wrist."""
-    reg = model.data.keypoint_regressor[:, : model.num_joints]
-    fingers = [-1] * model.num_joints
-    for c in range(model.num_joints):
-        hits = np.flatnonzero(reg[:, c] > 0.5)
-        if len(hits):
-            fingers[c] = -1 if hits[0] == 0 else (hits[0] - 1) // 4
-    # Joints without a keypoint of their own (metacarpals) take their child's finger.
-    for c in reversed(range(model.num_joints)):
-        p = model.data.parents[c]
-        if p > 0 and fingers[p] == -1 and model.data.joint_roles[p] == "metacarpal":
-            fingers[p] = fingers[c]
+    """Finger index (0 thumb .. 4 little) of each joint, -1 for the root and wrist.
+
+    From the skeleton alone: thumb joints by role; the four finger chains ordered by how far their
+    MCP joint lies from the thumb's base (index nearest, little farthest); descendants inherit
+    their chain's finger and metacarpals their child's.
+    """
+    data = model.data
+    roles, parents = data.joint_roles, data.parents
+    joints = model().joints[0].detach().numpy()
+    fingers = [0 if role.startswith("thumb") else -1 for role in roles]
+    thumb_base = joints[roles.index("thumb_cmc")]
+    mcps = [c for c, role in enumerate(roles) if role == "mcp"]
+    for finger, c in enumerate(sorted(mcps, key=lambda c: np.linalg.norm(joints[c] - thumb_base)), start=1):
+        fingers[c] = finger
+    for c in range(len(roles)):  # parents come before children
+        if fingers[c] == -1 and parents[c] >= 0 and roles[c] in ("pip", "dip"):
+            fingers[c] = fingers[parents[c]]
+    for c, role in enumerate(roles):
+        if role == "mcp" and roles[parents[c]] == "metacarpal":
+            fingers[parents[c]] = fingers[c]
     return fingers
 
 

