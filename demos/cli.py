@@ -3,19 +3,66 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def _demo(args: argparse.Namespace) -> int:
+    from demos import webcam
+    from demos.default_clip import clip_camera, ensure_clip
     from demos.hand_poses import GESTURES, render_gestures
+    from harp_track.stream import decode
 
+    out = Path(args.out)
     start = time.perf_counter()
-    picture = render_gestures(Path(args.out), size=args.size, side=args.side)
-    print(f"posed the open hand model ({', '.join(GESTURES)}) in {time.perf_counter() - start:.1f} s")
-    print(f"wrote {picture} and one OBJ a gesture in {picture.parent}")
+    picture = render_gestures(out, side="right")
+    print(f"posed the open hand model ({', '.join(GESTURES)}): {picture}")
+    video, truth = ensure_clip(out, args.frames)
+    print(f"default clip (synthetic, with ground truth): {video}")
+    stats = webcam.run(str(video), headless=True, out=out / "overlay.mp4", camera=clip_camera(truth),
+                       poses=out / "poses.jsonl", loop=False)
+    print(f"tracked {int(stats['frames'])} frames at {stats['fps']:.1f} FPS (overlay drawing included); "
+          + ", ".join(f"{k} {v:.1f} ms" for k, v in stats.items() if k not in ("frames", "fps")))
+    gt = np.load(truth)
+    errors_3d, errors_2d = [], []
+    for line in (out / "poses.jsonl").read_text().splitlines():
+        frame = decode(line)
+        if frame["hands"]:
+            hand, i = frame["hands"][0], frame["frame_index"]
+            errors_3d.append(np.linalg.norm(np.array(hand["joints"]) - gt["joints"][i], axis=1).mean())
+            errors_2d.append(np.linalg.norm(np.array(hand["keypoints_2d"]) - gt["keypoints_2d"][i], axis=1).mean())
+    if errors_3d:
+        print(f"against the ground truth: hand found in {len(errors_3d)}/{len(gt['joints'])} frames, "
+              f"3D joint error {1000 * np.mean(errors_3d):.1f} mm (camera space, mean hand size), "
+              f"2D {np.mean(errors_2d):.1f} px")
+    print(f"wrote {out / 'overlay.mp4'} and {out / 'poses.jsonl'} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _track(args: argparse.Namespace) -> int:
+    from demos import webcam
+
+    if not Path(args.video).is_file():
+        raise SystemExit(f"no such video: {args.video}")
+    stats = webcam.run(args.video, headless=True, out=Path(args.overlay) if args.overlay else None,
+                       camera=webcam.parse_intrinsics(args.camera_intrinsics), poses=Path(args.out),
+                       max_frames=args.max_frames, loop=False, mirrored=args.mirrored)
+    print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
+    return 0
+
+
+def _webcam(args: argparse.Namespace) -> int:
+    from demos import webcam
+
+    stats = webcam.run(args.video if args.video else args.camera, args.headless, args.out,
+                       webcam.parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses,
+                       mirrored=args.mirrored)
+    print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
     return 0
 
 
@@ -23,11 +70,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harp", description="harp_track: personalized hand tracking")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the SDK chooses (device, backend)")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="pose and render the open hand model (no camera, no downloads)")
+
+    demo = commands.add_parser("demo", help="the main job on the embedded default: no camera, no downloads")
     demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
-    demo.add_argument("--size", type=int, default=320, help="panel size in pixels")
-    demo.add_argument("--side", choices=("right", "left"), default="right")
+    demo.add_argument("--frames", type=int, default=90, help="length of the synthetic clip")
     demo.set_defaults(run=_demo)
+
+    track = commands.add_parser("track", help="track the hands in a video file")
+    track.add_argument("video")
+    track.add_argument("--out", required=True, help="pose messages, one JSON per line (.jsonl)")
+    track.add_argument("--overlay", help="also write the video with the tracked hands drawn on it")
+    track.add_argument("--camera-intrinsics", help="fx,fy,cx,cy in pixels (default: 60-degree field of view)")
+    track.add_argument("--mirrored", action="store_true", help="the video is a mirrored selfie view")
+    track.add_argument("--max-frames", type=int, help="stop after this many frames")
+    track.set_defaults(run=_track)
+
+    from demos.webcam import add_arguments
+
+    webcam = commands.add_parser("webcam", help="the live demo app (window, or --headless --out)")
+    add_arguments(webcam)
+    webcam.set_defaults(run=_webcam)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     return args.run(args)

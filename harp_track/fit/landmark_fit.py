@@ -65,8 +65,10 @@ class LandmarkFitter:
     """
 
     def __init__(self, model: HandModel, shape: torch.Tensor | None = None,
-                 weights: FitWeights | None = None, iterations: int = 4, init_iterations: int = 12):
+                 weights: FitWeights | None = None, iterations: int = 4, init_iterations: int = 12,
+                 restart_fraction: float = 0.03):
         self.model = model
+        self.restart_fraction = restart_fraction  # of the hand's image size, in mean reprojection error
         self.shape = shape
         self.weights = weights or FitWeights()
         self.iterations, self.init_iterations = iterations, init_iterations
@@ -106,7 +108,23 @@ class LandmarkFitter:
     def fit(self, keypoints_2d: np.ndarray | torch.Tensor, world: np.ndarray | torch.Tensor | None,
             camera: Camera, previous: HandFit | None = None) -> HandFit:
         """Fit to (21, 2) pixel landmarks and (21, 3) MediaPipe world landmarks (metres; None to
-        use 2D only, which needs `previous` for the articulation), warm-started from `previous`."""
+        use 2D only, which needs `previous` for the articulation), warm-started from `previous`.
+
+        A warm start that ends far from the landmarks (a fast motion, a flip) is retried from
+        scratch and the better of the two kept, so one bad frame cannot derail the track.
+        """
+        fit = self._fit(keypoints_2d, world, camera, previous)
+        if previous is None or world is None:
+            return fit
+        uv = np.asarray(keypoints_2d, dtype=np.float64)
+        extent = float(np.linalg.norm(uv.max(0) - uv.min(0)))
+        if fit.reprojection_px <= max(3.0, self.restart_fraction * extent):
+            return fit
+        fresh = self._fit(keypoints_2d, world, camera, None)
+        return fresh if fresh.reprojection_px < fit.reprojection_px else fit
+
+    def _fit(self, keypoints_2d: np.ndarray | torch.Tensor, world: np.ndarray | torch.Tensor | None,
+             camera: Camera, previous: HandFit | None) -> HandFit:
         dtype = torch.float64
         uv = torch.as_tensor(keypoints_2d, dtype=dtype)
         world_t = torch.as_tensor(world, dtype=dtype) if world is not None else None

@@ -1,0 +1,146 @@
+"""The webcam demo: live tracking with the skeleton and the shaded hand mesh drawn over the camera.
+
+    python -m demos.webcam                       # camera 0, in a window (q or Esc quits)
+    python -m demos.webcam --video clip.mp4      # a file, looped
+    python -m demos.webcam --video clip.mp4 --headless --out overlay.mp4   # no screen needed
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from harp_track.camera import Camera
+from harp_track.overlay import OverlayRenderer
+from harp_track.result import TrackingResult
+from harp_track.stream import encode
+from harp_track.tracker import Tracker
+
+
+def frames_from(source: int | str, loop: bool) -> Iterator[tuple[np.ndarray, float | None]]:
+    """RGB frames and their timestamps (seconds; None for a live camera, which uses the clock)."""
+    capture = cv2.VideoCapture(source)
+    if not capture.isOpened():
+        raise SystemExit(f"cannot open {'camera' if isinstance(source, int) else 'video'} {source!r}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    live = isinstance(source, int)
+    index, offset = 0, 0.0
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                if live or not loop or index == 0:
+                    return
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                offset += index / fps
+                index = 0
+                continue
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None if live else offset + index / fps
+            index += 1
+    finally:
+        capture.release()
+
+
+def annotate(frame: np.ndarray, result: TrackingResult, fps: float) -> None:
+    """FPS and per-stage latency, top-left, in place."""
+    lines = [f"{fps:5.1f} FPS  {len(result.hands)} hand(s)"]
+    lines += [f"{stage}: {ms:5.1f} ms" for stage, ms in result.timings.items()]
+    for i, text in enumerate(lines):
+        y = 22 + 20 * i
+        cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(frame, text, (10, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def run(source: int | str, headless: bool = False, out: Path | None = None, camera: Camera | None = None,
+        max_frames: int | None = None, poses: Path | None = None, loop: bool = True,
+        mirrored: bool = False) -> dict[str, float]:
+    """Track `source` (camera index or video path) and show or write the overlay.
+    Returns mean per-stage milliseconds and the end-to-end FPS."""
+    if headless and out is None:
+        raise SystemExit("--headless needs --out to write the overlay video to")
+    tracker = Tracker(mirrored=mirrored)
+    overlay = OverlayRenderer(tracker.models)
+    writer, pose_file = None, poses.open("w") if poses else None
+    recent = collections.deque(maxlen=30)
+    totals: dict[str, float] = collections.defaultdict(float)
+    count = 0
+    start_all = time.perf_counter()
+    try:
+        for frame, timestamp in frames_from(source, loop=loop and not headless):
+            start = time.perf_counter()
+            result = tracker.process(frame, camera, timestamp)
+            drawn = overlay.draw(frame, result)
+            recent.append(time.perf_counter() - start)
+            annotate(drawn, result, len(recent) / sum(recent))
+            for stage, ms in result.timings.items():
+                totals[stage] += ms
+            count += 1
+            if pose_file:
+                pose_file.write(json.dumps(encode(result)) + "\n")
+            bgr = cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR)
+            if out is not None:
+                if writer is None:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, bgr.shape[1::-1])
+                writer.write(bgr)
+            if not headless:
+                cv2.imshow("harp_track", bgr)
+                if cv2.waitKey(1) & 0xFF in (27, ord("q")):
+                    break
+            if max_frames is not None and count >= max_frames:
+                break
+    finally:
+        tracker.close()
+        if writer is not None:
+            writer.release()
+        if pose_file:
+            pose_file.close()
+        if not headless:
+            cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - start_all
+    stats = {stage: total / max(count, 1) for stage, total in totals.items()}
+    stats["frames"] = count
+    stats["fps"] = count / elapsed if elapsed > 0 else 0.0
+    return stats
+
+
+def parse_intrinsics(text: str | None) -> Camera | None:
+    """'fx,fy,cx,cy' in pixels -> Camera."""
+    if text is None:
+        return None
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--camera-intrinsics wants fx,fy,cx,cy in pixels, got {text!r}") from None
+    return Camera(fx, fy, cx, cy)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    parser.add_argument("--video", help="a video file instead of a camera (looped unless headless)")
+    parser.add_argument("--headless", action="store_true", help="no window: write --out instead")
+    parser.add_argument("--out", type=Path, help="write the overlay video here (.mp4)")
+    parser.add_argument("--poses", type=Path, help="write one pose message (JSON) per frame here")
+    parser.add_argument("--camera-intrinsics", help="fx,fy,cx,cy in pixels (default: 60-degree field of view)")
+    parser.add_argument("--max-frames", type=int)
+    parser.add_argument("--mirrored", action="store_true", help="the input is a mirrored selfie view")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    stats = run(args.video if args.video else args.camera, args.headless, args.out,
+                parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses, mirrored=args.mirrored)
+    print(" ".join(f"{k}={v:.1f}" for k, v in stats.items()))
+
+
+if __name__ == "__main__":
+    main()

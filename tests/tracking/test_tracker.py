@@ -1,0 +1,72 @@
+"""The streaming tracker end to end: real MediaPipe, real fit, synthetic frames with ground truth."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harp_track.camera import Camera
+from harp_track.synthetic import make_clip
+from harp_track.tracker import Tracker
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip(num_frames=12, image_size=(240, 320), seed=3)
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    with Tracker(max_hands=2) as t:
+        yield t
+
+
+def test_tracks_a_synthetic_clip_in_metres(clip, tracker):
+    tracker.reset()
+    errors_3d, errors_2d = [], []
+    for frame, t, joints, keypoints in zip(clip.frames, clip.timestamps, clip.joints, clip.keypoints_2d):
+        result = tracker.process(frame, clip.camera, t)
+        assert set(result.timings) == {"landmarks", "fit", "filter"}
+        assert len(result.hands) == 1
+        hand = result.hands[0]
+        assert hand.handedness == "right"
+        assert hand.joints.shape == (21, 3) and hand.joints.dtype == np.float32
+        assert hand.vertices.shape == (1609, 3) and 0 < hand.confidence <= 1
+        errors_3d.append(np.linalg.norm(hand.joints - joints, axis=1).mean())
+        errors_2d.append(np.linalg.norm(hand.keypoints_2d - keypoints, axis=1).mean())
+    assert result.hand_size_assumed and not result.camera.assumed
+    # Camera space, with the model's mean size (which this synthetic hand has): centimetres, not metres.
+    assert np.mean(errors_3d) < 0.06
+    assert np.mean(errors_2d) < 12.0
+    assert len({h.track_id for h in result.hands}) == 1
+
+
+def test_no_hand_gives_an_empty_list(tracker):
+    tracker.reset()
+    result = tracker.process(np.full((240, 320, 3), 90, np.uint8), timestamp=100.0)
+    assert result.hands == [] and result.camera.assumed
+    assert result.camera == Camera.from_fov(320, 240)
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((240, 320), np.uint8), "H x W x 3 uint8"),
+    (np.zeros((240, 320, 3), np.float32), "float32"),
+    ([[0]], "list"),
+])
+def test_bad_images_raise_value_errors(tracker, image, message):
+    with pytest.raises(ValueError, match=message):
+        tracker.process(image)
+
+
+@pytest.mark.skipif(not (SHARED / "mediapipe_samples").is_dir(), reason="shared data not present")
+def test_real_photo_left_and_right(tracker):
+    import cv2
+
+    tracker.reset()
+    image = cv2.cvtColor(cv2.imread(str(SHARED / "in_the_wild" / "mediapipe_rs_samples" / "google_sample_woman_hands.jpg")), cv2.COLOR_BGR2RGB)
+    result = tracker.process(image, timestamp=200.0)
+    assert sorted(h.handedness for h in result.hands) == ["left", "right"]
+    for hand in result.hands:
+        assert 0.1 < hand.joints[:, 2].mean() < 3.0  # in front of the camera, at a sane distance
