@@ -65,6 +65,9 @@ class Tracker:
         self._fitters = {side: LandmarkFitter(model, hand_shape) for side, model in self.models.items()}
         self._detector = create_detector(landmarks, max_hands=max_hands, mirrored=mirrored, device=device)
         self._smoothing = smoothing
+        # Filtered and raw poses may differ by this fraction of the hand's image size (mean
+        # keypoint distance) before the filter restarts; landmark noise is about 1%.
+        self.lag_gate = 0.04
         self._tracks: dict[str, _Track] = {}
         self._frame_index = 0
         self._next_track_id = 1
@@ -112,7 +115,7 @@ class Tracker:
                 self._next_track_id += 1
             track.fit, track.last_frame, track.landmarks = fit, self._frame_index, det.image_xy
             self._tracks[side] = track
-            smoothed = track.filter(fit, t) if self._smoothing is not None else fit
+            smoothed = self._smooth(track, side, fit, camera, t) if self._smoothing is not None else fit
             hands.append(self._output(side, det, smoothed, camera, track.track_id))
             filter_ms += 1000 * (time.perf_counter() - start)
         timings["fit"], timings["filter"] = fit_ms, filter_ms
@@ -123,6 +126,21 @@ class Tracker:
                                 timings=timings)
         self._frame_index += 1
         return result
+
+    def _smooth(self, track: _Track, side: str, fit: HandFit, camera: Camera, t: float) -> HandFit:
+        """The filtered fit, unless it strays from this frame's fit by more than landmark noise
+        explains (a fast move between sparse frames): then the filter restarts from the fit, so
+        smoothing never shows as lag."""
+        smoothed = track.filter(fit, t)
+        fitter = self._fitters[side]
+        focal, centre = np.array([camera.fx, camera.fy]), np.array([camera.cx, camera.cy])
+        raw, smooth = fitter.keypoints(fit), fitter.keypoints(smoothed)
+        raw_2d = raw[:, :2] / raw[:, 2:] * focal + centre
+        gap = np.linalg.norm(smooth[:, :2] / smooth[:, 2:] * focal + centre - raw_2d, axis=1).mean()
+        if gap > self.lag_gate * np.linalg.norm(raw_2d.max(0) - raw_2d.min(0)):
+            track.filter.reset()
+            smoothed = track.filter(fit, t)
+        return smoothed
 
     def _distinct(self, detections: list[HandLandmarks]) -> list[HandLandmarks]:
         """Detections in order of how well they continue a track, dropping any that overlap one

@@ -96,6 +96,11 @@ class LandmarkFitter:
                     pose=self.model.anatomy.to_pose(fit.angles[None]),
                     shape=self.shape, transl=(fit.transl - root)[None])
 
+    def keypoints(self, fit: HandFit) -> np.ndarray:
+        """(21, 3) camera-space keypoints of a (possibly filtered) fit, metres."""
+        return self._keypoints(np.zeros((1, 3)), fit.rotation.double().numpy(), fit.transl.double().numpy()[None],
+                               fit.angles.double().numpy()[None])[0]
+
     def _keypoints(self, rotvec, rotation0, transl, angles) -> np.ndarray:
         return self._kinematics(rotvec, rotation0, transl, angles)
 
