@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -58,6 +59,7 @@ class HandModel(nn.Module):
             [data.vertex_shape_basis, data.bind_joint_shape_basis, data.joint_offset_shape_basis], axis=1
         ).reshape(K, -1))
         buf("bind_rotations", data.bind_rotations)
+        buf("homogeneous_row", np.array([0.0, 0.0, 0.0, 1.0]))
         buf("skin_weights", data.skin_weights)
         buf("pose_basis", data.pose_basis.reshape(len(data.pose_basis), V * 3))
         # Forward kinematics one tree level at a time (a handful of batched matmuls, not J): joints
@@ -167,7 +169,7 @@ class HandModel(nn.Module):
         # translation enters at the root and so reaches every joint and vertex.
         if transl is not None:
             offsets = torch.cat([offsets[:, :1] + transl[:, None], offsets[:, 1:]], 1)
-        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=dtype, device=device).expand(batch, J, 1, 4)
+        bottom = self.homogeneous_row.to(dtype).expand(batch, J, 1, 4)
         local = torch.cat([torch.cat([rot, offsets[..., None]], -1), bottom], -2)[:, self.level_order]
         first, last = self._level_bounds[0]
         levels = [local[:, first:last]]
@@ -198,7 +200,7 @@ def _check_inputs(given: dict, expected: dict, model_name: str) -> None:
                                  f"got {tuple(value.shape)}")
         if not value.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
-        if not torch.isfinite(value).all():
+        if not math.isfinite(float(value.detach().sum())):  # one reduction: a NaN or inf spoils the sum
             raise HandModelError(f"{model_name}: {name} holds NaN or infinite values")
         if batch is None:
             batch, ref = value.shape[0], value
