@@ -16,7 +16,9 @@ def run(devices: list[str] | None = None) -> str:
     """Markdown table of median times (ms) for the open model, batch 1 and 64, per device."""
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows = []
-    for device in devices:
+    default_threads = torch.get_num_threads()
+    for device, threads in [(d, t) for d in devices for t in ((1, default_threads) if d == "cpu" else (default_threads,))]:
+        torch.set_num_threads(threads)  # the tracker runs with 1 (see Tracker's torch_threads)
         model = ht.load_hand_model(device=device)
         for batch in (1, 64):
             g = torch.Generator().manual_seed(0)
@@ -33,8 +35,10 @@ def run(devices: list[str] | None = None) -> str:
                 (out.vertices.sum() + out.keypoints.sum()).backward()
 
             backward = median_ms(step, repeats=50, device=device)
-            rows.append([device, model.name, model.num_vertices, batch, forward, backward])
-    return markdown_table(["device", "model", "vertices", "batch", "forward ms", "forward+backward ms"], rows)
+            rows.append([device, threads, model.name, model.num_vertices, batch, forward, backward])
+    torch.set_num_threads(default_threads)
+    return markdown_table(["device", "torch threads", "model", "vertices", "batch", "forward ms",
+                           "forward+backward ms"], rows)
 
 
 def main() -> None:
