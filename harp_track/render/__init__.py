@@ -37,7 +37,10 @@ Shading (`render_shaded`)
     slope-scaled bias, percentage-closer filtering). Returns the antialiased image and alpha, the
     shading normals and the light visibility. Shading runs on covered pixels only. Gradients reach
     vertices, textures, light and ambient; the shadow test and the normal map's tangent frame are
-    treated as constant.
+    treated as constant. On the CPU with numba (single texture, constant uvs) the whole render is one
+    autograd node chaining the same kernels in numpy (`shading._RenderNumba`): the shadow map is a
+    depth-only rasterization, interpolation and texturing touch covered pixels only, and the
+    antialiasing backward replays the silhouette pairs recorded by its forward pass.
 
 Mesh (`subdivide`, `vertex_normals`, `vertex_tangents`)
     Midpoint subdivision keeping UV seams; area-weighted normals; per-UV-vertex tangents.

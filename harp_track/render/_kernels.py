@@ -17,6 +17,58 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 _jit_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
+@_jit_inline
+def _zbuffer(pos, tri, b, height, width, scr, zbuf, ids):
+    """Visibility pass of frame b: nearest z_ndc into zbuf (H,W) float64 (inf where empty) and the
+    triangle index into ids (H,W) (-1 where empty), with incremental edge functions; scr (V,4) gets
+    the vertices' pixel x, y, z_ndc and w."""
+    nv = pos.shape[1]
+    # Project every vertex once; triangles then only gather.
+    for k in range(nv):
+        w = pos[b, k, 3]
+        scr[k, 3] = w
+        if w > 0.0:
+            scr[k, 0] = (pos[b, k, 0] / w + 1.0) * 0.5 * width
+            scr[k, 1] = (pos[b, k, 1] / w + 1.0) * 0.5 * height
+            scr[k, 2] = pos[b, k, 2] / w
+    zbuf[:] = np.inf
+    ids[:] = -1
+    for f in range(tri.shape[0]):
+        i0, i1, i2 = tri[f, 0], tri[f, 1], tri[f, 2]
+        if scr[i0, 3] <= 0.0 or scr[i1, 3] <= 0.0 or scr[i2, 3] <= 0.0:
+            continue
+        x0, y0, x1, y1, x2, y2 = scr[i0, 0], scr[i0, 1], scr[i1, 0], scr[i1, 1], scr[i2, 0], scr[i2, 1]
+        cmin = max(math.ceil(min(x0, x1, x2) - 0.5), 0)
+        cmax = min(math.floor(max(x0, x1, x2) - 0.5), width - 1)
+        rmin = max(math.ceil(min(y0, y1, y2) - 0.5), 0)
+        rmax = min(math.floor(max(y0, y1, y2) - 0.5), height - 1)
+        if cmin > cmax or rmin > rmax:
+            continue
+        area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+        if area == 0.0 or not math.isfinite(area):
+            continue
+        inv_area = 1.0 / area
+        zw0, zw1, zw2 = scr[i0, 2], scr[i1, 2], scr[i2, 2]
+        # Normalized edge functions b_k(px, py) = a_k px + c_k py + d_k (the screen barycentrics).
+        a0, c0 = (y1 - y2) * inv_area, (x2 - x1) * inv_area
+        a1, c1 = (y2 - y0) * inv_area, (x0 - x2) * inv_area
+        a2, c2 = (y0 - y1) * inv_area, (x1 - x0) * inv_area
+        d0 = (x1 * y2 - x2 * y1) * inv_area
+        d1 = (x2 * y0 - x0 * y2) * inv_area
+        d2 = (x0 * y1 - x1 * y0) * inv_area
+        for i in range(rmin, rmax + 1):
+            py = i + 0.5
+            e0, e1, e2 = c0 * py + d0, c1 * py + d1, c2 * py + d2
+            for j in range(cmin, cmax + 1):
+                px = j + 0.5
+                b0, b1, b2 = a0 * px + e0, a1 * px + e1, a2 * px + e2
+                if b0 >= 0.0 and b1 >= 0.0 and b2 >= 0.0:
+                    zn = b0 * zw0 + b1 * zw1 + b2 * zw2
+                    if -1.0 <= zn <= 1.0 and zn < zbuf[i, j]:
+                        zbuf[i, j] = zn
+                        ids[i, j] = f
+
+
 @_jit
 def rasterize_fwd(pos, tri, out, db, want_db, scr, zbuf, ids):
     """pos (B,V,4) clip; tri (F,3); out (B,H,W,4) zeroed; db (B,H,W,4) zeroed when want_db;
@@ -27,53 +79,10 @@ def rasterize_fwd(pos, tri, out, db, want_db, scr, zbuf, ids):
     """
     # Scratch comes from the caller: allocating megabytes inside a kernel costs page faults on every
     # call, whereas numpy's allocator recycles the caller's buffers.
-    nb, nv = pos.shape[0], pos.shape[1]
+    nb = pos.shape[0]
     height, width = out.shape[1], out.shape[2]
     for b in range(nb):
-        # Project every vertex once; triangles then only gather.
-        for k in range(nv):
-            w = pos[b, k, 3]
-            scr[k, 3] = w
-            if w > 0.0:
-                scr[k, 0] = (pos[b, k, 0] / w + 1.0) * 0.5 * width
-                scr[k, 1] = (pos[b, k, 1] / w + 1.0) * 0.5 * height
-                scr[k, 2] = pos[b, k, 2] / w
-        zbuf[:] = np.inf
-        ids[:] = -1
-        for f in range(tri.shape[0]):
-            i0, i1, i2 = tri[f, 0], tri[f, 1], tri[f, 2]
-            if scr[i0, 3] <= 0.0 or scr[i1, 3] <= 0.0 or scr[i2, 3] <= 0.0:
-                continue
-            x0, y0, x1, y1, x2, y2 = scr[i0, 0], scr[i0, 1], scr[i1, 0], scr[i1, 1], scr[i2, 0], scr[i2, 1]
-            cmin = max(math.ceil(min(x0, x1, x2) - 0.5), 0)
-            cmax = min(math.floor(max(x0, x1, x2) - 0.5), width - 1)
-            rmin = max(math.ceil(min(y0, y1, y2) - 0.5), 0)
-            rmax = min(math.floor(max(y0, y1, y2) - 0.5), height - 1)
-            if cmin > cmax or rmin > rmax:
-                continue
-            area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-            if area == 0.0 or not math.isfinite(area):
-                continue
-            inv_area = 1.0 / area
-            zw0, zw1, zw2 = scr[i0, 2], scr[i1, 2], scr[i2, 2]
-            # Normalized edge functions b_k(px, py) = a_k px + c_k py + d_k (the screen barycentrics).
-            a0, c0 = (y1 - y2) * inv_area, (x2 - x1) * inv_area
-            a1, c1 = (y2 - y0) * inv_area, (x0 - x2) * inv_area
-            a2, c2 = (y0 - y1) * inv_area, (x1 - x0) * inv_area
-            d0 = (x1 * y2 - x2 * y1) * inv_area
-            d1 = (x2 * y0 - x0 * y2) * inv_area
-            d2 = (x0 * y1 - x1 * y0) * inv_area
-            for i in range(rmin, rmax + 1):
-                py = i + 0.5
-                e0, e1, e2 = c0 * py + d0, c1 * py + d1, c2 * py + d2
-                for j in range(cmin, cmax + 1):
-                    px = j + 0.5
-                    b0, b1, b2 = a0 * px + e0, a1 * px + e1, a2 * px + e2
-                    if b0 >= 0.0 and b1 >= 0.0 and b2 >= 0.0:
-                        zn = b0 * zw0 + b1 * zw1 + b2 * zw2
-                        if -1.0 <= zn <= 1.0 and zn < zbuf[i, j]:
-                            zbuf[i, j] = zn
-                            ids[i, j] = f
+        _zbuffer(pos, tri, b, height, width, scr, zbuf, ids)
         for i in range(height):
             py = i + 0.5
             for j in range(width):
@@ -271,38 +280,63 @@ def _level_weights(uv_da, max_lod, width0, height0, b, i, j):
     return l0, l1, lv - l0
 
 
+@_jit_inline
+def _texel_coords_fast(coord, size, wrap):
+    """`_texel_coords` with the wrap/clamp arithmetic only for footprints that leave the texture."""
+    x = coord * size - 0.5
+    x0 = math.floor(x)
+    fx = x - x0
+    xi0 = int(x0)
+    xi1 = xi0 + 1
+    if xi0 < 0 or xi1 >= size:
+        if wrap:
+            xi0 %= size
+            xi1 %= size
+        else:
+            xi0 = min(max(xi0, 0), size - 1)
+            xi1 = min(max(xi1, 0), size - 1)
+    return xi0, xi1, fx
+
+
 @_jit
 def texture_fwd(flat, offs, hs, ws, uv, uv_da, max_lod, wrap, out, duv, want_duv):
-    """flat (Bt,N,C) concatenated mip levels; uv (B,H,W,2); uv_da (B,H,W,4) or empty; out (B,H,W,C)
-    zeroed. When want_duv, also d(out)/d(u, v) into duv (B,H,W,C,2), zeroed, so that the backward
-    pass w.r.t. uv is a product instead of a second round of texel fetches."""
+    """flat (Bt,N,C) concatenated mip levels; uv (B,H,W,2); uv_da (B,H,W,4) or empty; out (B,H,W,C).
+    When want_duv, also d(out)/d(u, v) into duv (B,H,W,C,2), so that the backward pass w.r.t. uv is
+    a product instead of a second round of texel fetches. Both levels' eight taps and weights are
+    set up once per pixel and every output written once (a zero-weight level adds zeros)."""
     nb, height, width = uv.shape[0], uv.shape[1], uv.shape[2]
     nc = flat.shape[2]
-    for r in range(nb * height):
-        b = r // height
-        i = r % height
-        bt = b if flat.shape[0] > 1 else 0
-        for j in range(width):
-            l0, l1, fl = _level_weights(uv_da, max_lod, ws[0], hs[0], b, i, j)
-            for lev in range(2):
-                level = l0 if lev == 0 else l1
-                wl = 1.0 - fl if lev == 0 else fl
-                if wl == 0.0:
-                    continue
-                h, w, o = hs[level], ws[level], offs[level]
-                xi0, xi1, fx = _texel_coords(uv[b, i, j, 0], w, wrap)
-                yi0, yi1, fy = _texel_coords(uv[b, i, j, 1], h, wrap)
-                t00, t01 = o + yi0 * w + xi0, o + yi0 * w + xi1
-                t10, t11 = o + yi1 * w + xi0, o + yi1 * w + xi1
+    for b in range(nb):
+        src = flat[b if flat.shape[0] > 1 else 0]
+        for i in range(height):
+            for j in range(width):
+                l0, l1, fl = _level_weights(uv_da, max_lod, ws[0], hs[0], b, i, j)
+                u, v = uv[b, i, j, 0], uv[b, i, j, 1]
+                wl = 1.0 - fl
+                h, w, o = hs[l0], ws[l0], offs[l0]
+                xa, xb, fx = _texel_coords_fast(u, w, wrap)
+                ya, yb, fy = _texel_coords_fast(v, h, wrap)
+                p00, p01, p10, p11 = o + ya * w + xa, o + ya * w + xb, o + yb * w + xa, o + yb * w + xb
+                w00, w01 = wl * (1.0 - fx) * (1.0 - fy), wl * fx * (1.0 - fy)
+                w10, w11 = wl * (1.0 - fx) * fy, wl * fx * fy
+                su0, sv0 = wl * w, wl * h
+                h, w, o = hs[l1], ws[l1], offs[l1]
+                xa, xb, gx = _texel_coords_fast(u, w, wrap)
+                ya, yb, gy = _texel_coords_fast(v, h, wrap)
+                q00, q01, q10, q11 = o + ya * w + xa, o + ya * w + xb, o + yb * w + xa, o + yb * w + xb
+                v00, v01 = fl * (1.0 - gx) * (1.0 - gy), fl * gx * (1.0 - gy)
+                v10, v11 = fl * (1.0 - gx) * gy, fl * gx * gy
+                su1, sv1 = fl * w, fl * h
                 for k in range(nc):
-                    a, bb = flat[bt, t00, k], flat[bt, t01, k]
-                    cc, d = flat[bt, t10, k], flat[bt, t11, k]
-                    top = a + fx * (bb - a)
-                    bot = cc + fx * (d - cc)
-                    out[b, i, j, k] += wl * (top + fy * (bot - top))
+                    a0, b0, c0, d0 = src[p00, k], src[p01, k], src[p10, k], src[p11, k]
+                    a1, b1, c1, d1 = src[q00, k], src[q01, k], src[q10, k], src[q11, k]
+                    out[b, i, j, k] = (w00 * a0 + w01 * b0 + w10 * c0 + w11 * d0
+                                       + v00 * a1 + v01 * b1 + v10 * c1 + v11 * d1)
                     if want_duv:
-                        duv[b, i, j, k, 0] += wl * w * ((1.0 - fy) * (bb - a) + fy * (d - cc))
-                        duv[b, i, j, k, 1] += wl * h * (bot - top)
+                        duv[b, i, j, k, 0] = (su0 * ((1.0 - fy) * (b0 - a0) + fy * (d0 - c0))
+                                              + su1 * ((1.0 - gy) * (b1 - a1) + gy * (d1 - c1)))
+                        duv[b, i, j, k, 1] = (sv0 * ((1.0 - fx) * (c0 - a0) + fx * (d0 - b0))
+                                              + sv1 * ((1.0 - gx) * (c1 - a1) + gx * (d1 - b1)))
 
 
 @_jit
@@ -413,12 +447,15 @@ def _pair(rast, b, ia, ja, ib, jb):
 
 
 @_jit
-def antialias_fwd(color, rast, pos, tri, topo, out, scr, sil):
+def antialias_fwd(color, rast, pos, tri, topo, out, scr, sil, hits, hit_t):
     """out (B,H,W,C) = color on entry; scratch scr (B,V,3) float64, sil (B,F) int64. Pass 0 blends
-    horizontal pixel pairs, pass 1 vertical ones."""
+    horizontal pixel pairs, pass 1 vertical ones. Each blended pair is recorded in hits (M,7) int64 =
+    (b, f, k, front i, front j, other i, other j) and hit_t (M,) = crossing t, M >= the number of
+    pixel pairs, so that the backward pass replays them without rescanning. Returns the count."""
     nb, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
     nc = color.shape[3]
     _screen_coords(pos, width, height, scr, sil)
+    m = 0
     for pas in range(2):
         lines = nb * height if pas == 0 else nb * width
         for r in range(lines):
@@ -435,83 +472,99 @@ def antialias_fwd(color, rast, pos, tri, topo, out, scr, sil):
                 t, k = _silhouette_crossing(scr, sil, tri, topo, b, f, fj + 0.5, fi + 0.5, oj + 0.5, oi + 0.5)
                 if k < 0:
                     continue
+                hits[m, 0], hits[m, 1], hits[m, 2] = b, f, k
+                hits[m, 3], hits[m, 4], hits[m, 5], hits[m, 6] = fi, fj, oi, oj
+                hit_t[m] = t
+                m += 1
                 if t > 0.5:
                     xi, xj, yi, yj, wgt = oi, oj, fi, fj, t - 0.5
                 else:
                     xi, xj, yi, yj, wgt = fi, fj, oi, oj, 0.5 - t
                 for ch in range(nc):
                     out[b, xi, xj, ch] += wgt * (color[b, yi, yj, ch] - color[b, xi, xj, ch])
+    return m
 
 
 @_jit
-def antialias_bwd(color, rast, pos, tri, topo, grad, grad_color, grad_pos, scr, sil):
-    """grad_color (B,H,W,C) = grad on entry; grad_pos (B,V,4) zeroed; scratch as in the forward."""
-    nb, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
+def antialias_bwd(color, pos, tri, hits, hit_t, count, grad, grad_color, grad_pos, scr):
+    """grad_color (B,H,W,C) = grad on entry; grad_pos (B,V,4) zeroed; hits, hit_t, count from the
+    forward pass (replayed in the same order); scratch scr (B,V,3) float64."""
+    height, width = color.shape[1], color.shape[2]
     nc = color.shape[3]
-    _screen_coords(pos, width, height, scr, sil)
-    for pas in range(2):
-        n_lines = height if pas == 0 else width
-        n_along = width if pas == 0 else height
-        for r in range(nb * n_lines):
-            b = r // n_lines
-            line = r % n_lines
-            for s in range(n_along - 1):
-                if pas == 0:
-                    f, fi, fj, oi, oj = _pair(rast, b, line, s, line, s + 1)
-                else:
-                    f, fi, fj, oi, oj = _pair(rast, b, s, line, s + 1, line)
-                if f < 0:
-                    continue
-                pfx, pfy, pox, poy = fj + 0.5, fi + 0.5, oj + 0.5, oi + 0.5
-                t, k = _silhouette_crossing(scr, sil, tri, topo, b, f, pfx, pfy, pox, poy)
-                if k < 0:
-                    continue
-                if t > 0.5:
-                    xi, xj, yi, yj, wgt, dwdt = oi, oj, fi, fj, t - 0.5, 1.0
-                else:
-                    xi, xj, yi, yj, wgt, dwdt = fi, fj, oi, oj, 0.5 - t, -1.0
-                gw = 0.0
-                for ch in range(nc):
-                    g = grad[b, xi, xj, ch]
-                    gw += g * (color[b, yi, yj, ch] - color[b, xi, xj, ch])
-                    grad_color[b, xi, xj, ch] -= wgt * g
-                    grad_color[b, yi, yj, ch] += wgt * g
-                ia, ib = tri[f, k], tri[f, (k + 1) % 3]
-                ax, ay, aw = _screen(scr, b, ia)
-                bx, by, bw = _screen(scr, b, ib)
-                ef = (bx - ax) * (pfy - ay) - (by - ay) * (pfx - ax)
-                eo = (bx - ax) * (poy - ay) - (by - ay) * (pox - ax)
-                den = (ef - eo) * (ef - eo)
-                gt = gw * dwdt
-                gef = -gt * eo / den
-                geo = gt * ef / den
-                gax = gef * (by - pfy) + geo * (by - poy)
-                gay = gef * (pfx - bx) + geo * (pox - bx)
-                gbx = gef * (pfy - ay) + geo * (poy - ay)
-                gby = gef * (ax - pfx) + geo * (ax - pox)
-                gp = grad_pos[b]
-                sx, sy = 0.5 * width, 0.5 * height
-                gp[ia, 0] += gax * sx / aw
-                gp[ia, 1] += gay * sy / aw
-                gp[ia, 3] -= (gax * sx * pos[b, ia, 0] + gay * sy * pos[b, ia, 1]) / (aw * aw)
-                gp[ib, 0] += gbx * sx / bw
-                gp[ib, 1] += gby * sy / bw
-                gp[ib, 3] -= (gbx * sx * pos[b, ib, 0] + gby * sy * pos[b, ib, 1]) / (bw * bw)
+    for b in range(pos.shape[0]):
+        for v in range(pos.shape[1]):
+            w = pos[b, v, 3]
+            scr[b, v, 0] = (pos[b, v, 0] / w + 1.0) * 0.5 * width
+            scr[b, v, 1] = (pos[b, v, 1] / w + 1.0) * 0.5 * height
+            scr[b, v, 2] = w
+    for m in range(count):
+        b, f, k = hits[m, 0], hits[m, 1], hits[m, 2]
+        fi, fj, oi, oj = hits[m, 3], hits[m, 4], hits[m, 5], hits[m, 6]
+        t = hit_t[m]
+        pfx, pfy, pox, poy = fj + 0.5, fi + 0.5, oj + 0.5, oi + 0.5
+        if t > 0.5:
+            xi, xj, yi, yj, wgt, dwdt = oi, oj, fi, fj, t - 0.5, 1.0
+        else:
+            xi, xj, yi, yj, wgt, dwdt = fi, fj, oi, oj, 0.5 - t, -1.0
+        gw = 0.0
+        for ch in range(nc):
+            g = grad[b, xi, xj, ch]
+            gw += g * (color[b, yi, yj, ch] - color[b, xi, xj, ch])
+            grad_color[b, xi, xj, ch] -= wgt * g
+            grad_color[b, yi, yj, ch] += wgt * g
+        ia, ib = tri[f, k], tri[f, (k + 1) % 3]
+        ax, ay, aw = _screen(scr, b, ia)
+        bx, by, bw = _screen(scr, b, ib)
+        ef = (bx - ax) * (pfy - ay) - (by - ay) * (pfx - ax)
+        eo = (bx - ax) * (poy - ay) - (by - ay) * (pox - ax)
+        den = (ef - eo) * (ef - eo)
+        gt = gw * dwdt
+        gef = -gt * eo / den
+        geo = gt * ef / den
+        gax = gef * (by - pfy) + geo * (by - poy)
+        gay = gef * (pfx - bx) + geo * (pox - bx)
+        gbx = gef * (pfy - ay) + geo * (poy - ay)
+        gby = gef * (ax - pfx) + geo * (ax - pox)
+        gp = grad_pos[b]
+        sx, sy = 0.5 * width, 0.5 * height
+        gp[ia, 0] += gax * sx / aw
+        gp[ia, 1] += gay * sy / aw
+        gp[ia, 3] -= (gax * sx * pos[b, ia, 0] + gay * sy * pos[b, ia, 1]) / (aw * aw)
+        gp[ib, 0] += gbx * sx / bw
+        gp[ib, 1] += gby * sy / bw
+        gp[ib, 3] -= (gbx * sx * pos[b, ib, 0] + gby * sy * pos[b, ib, 1]) / (bw * bw)
 
 
 @_jit
-def shadow_visibility(rast_l, proj, view, batch, points, normals, light, directional, texel, bias_texels, radius,
+def shadow_depth_map(pos, tri, proj, scr, zbuf, ids, depth):
+    """Light-view depth (B,S,S) of the nearest surface, +inf where empty: pos (B,V,4) in the light's
+    clip space, proj (B,4,4) its projection; scratch as in `rasterize_fwd`. The depth is recovered
+    from z_ndc rounded to pos's precision, as the torch path recovers it from a rasterized image."""
+    for b in range(pos.shape[0]):
+        _zbuffer(pos, tri, b, depth.shape[1], depth.shape[2], scr, zbuf, ids)
+        p22, p23, p32, p33 = proj[b, 2, 2], proj[b, 2, 3], proj[b, 3, 2], proj[b, 3, 3]
+        for i in range(depth.shape[1]):
+            for j in range(depth.shape[2]):
+                if ids[i, j] < 0:
+                    depth[b, i, j] = np.inf
+                else:
+                    zn = pos.dtype.type(zbuf[i, j])
+                    depth[b, i, j] = (p23 - zn * p33) / (zn * p32 - p22)
+
+
+@_jit
+def shadow_visibility(depth, proj, view, batch, points, normals, light, directional, texel, bias_texels, radius,
                       out):
     """Percentage-closer shadow test of N surface points against the light's depth map.
 
-    rast_l (B,S,S,4) rasterized from the light; proj, view (B,4,4) its projection and view; batch (N,);
+    depth (B,S,S) light-view depth from `shadow_depth_map` (inf where empty); proj, view (B,4,4) its projection and view; batch (N,);
     points, normals (N,3) camera space; light (B,3) position or direction; texel (B,) shadow-map texel
     size (metres, or metres per metre of depth for a point light); out (N,) in [0, 1]. The bias is
     bias_texels texels plus radius texels per unit of slope; a box of 2 radius + 1 texels convolved
     with the bilinear tent needs 2 radius + 2 taps a side. Mirrors the torch path of
     `shading._shadow_visibility`.
     """
-    size_y, size_x = rast_l.shape[1], rast_l.shape[2]
+    size_y, size_x = depth.shape[1], depth.shape[2]
     norm = 1.0 / ((2 * radius + 1) * (2 * radius + 1))
     for k in range(points.shape[0]):
         b = batch[k]
@@ -545,12 +598,7 @@ def shadow_visibility(rast_l, proj, view, batch, points, normals, light, directi
             for dx in range(-radius, radius + 2):
                 wx = 1.0 - fx if dx == -radius else (fx if dx == radius + 1 else 1.0)
                 xx = min(max(x0 + dx, 0), size_x - 1)
-                if rast_l[b, yy, xx, 3] == 0.0:
-                    acc += wx * wy
-                    continue
-                zn = rast_l[b, yy, xx, 2]
-                depth = (proj[b, 2, 3] - zn * proj[b, 3, 3]) / (zn * proj[b, 3, 2] - proj[b, 2, 2])
-                if d <= depth:
+                if d <= depth[b, yy, xx]:
                     acc += wx * wy
         out[k] = acc * norm
 
@@ -820,3 +868,158 @@ def light_camera(verts, light, directional, resolution, view, proj, texel, pos_l
             vx, vy, vz = pos_l[b, k, 0], pos_l[b, k, 1], pos_l[b, k, 2]
             for r in range(4):
                 pos_l[b, k, r] = proj[b, r, 0] * vx + proj[b, r, 1] * vy + proj[b, r, 2] * vz + proj[b, r, 3]
+
+
+@_jit
+def surface_fwd(attr_a, tri_a, attr_b, tri_b, rast, db, pix, out_a, out_b, out_da):
+    """Interpolation at the covered pixels only: pix (N,) flat indices into (B,H,W); attr_a (Ba,V,Ca)
+    over tri_a and attr_b (Bb,T,Cb) over tri_b (same face order); out_a (N,Ca), out_b (N,Cb) and
+    out_da (N,4) = screen derivatives of attr_b's first two channels from db (B,H,W,4). Same maths
+    as `interpolate_fwd` and `interpolate_da`."""
+    height, width = rast.shape[1], rast.shape[2]
+    hw = height * width
+    na, nbc = attr_a.shape[2], attr_b.shape[2]
+    for n in range(pix.shape[0]):
+        p = pix[n]
+        b = p // hw
+        r = p - b * hw
+        i = r // width
+        j = r - i * width
+        f = int(rast[b, i, j, 3]) - 1
+        u, v = rast[b, i, j, 0], rast[b, i, j, 1]
+        w = 1.0 - u - v
+        ba = b if attr_a.shape[0] > 1 else 0
+        i0, i1, i2 = tri_a[f, 0], tri_a[f, 1], tri_a[f, 2]
+        for k in range(na):
+            out_a[n, k] = u * attr_a[ba, i0, k] + v * attr_a[ba, i1, k] + w * attr_a[ba, i2, k]
+        bb = b if attr_b.shape[0] > 1 else 0
+        i0, i1, i2 = tri_b[f, 0], tri_b[f, 1], tri_b[f, 2]
+        for k in range(nbc):
+            a2 = attr_b[bb, i2, k]
+            out_b[n, k] = u * attr_b[bb, i0, k] + v * attr_b[bb, i1, k] + w * a2
+            if k < 2:
+                d0 = attr_b[bb, i0, k] - a2
+                d1 = attr_b[bb, i1, k] - a2
+                out_da[n, 2 * k] = db[b, i, j, 0] * d0 + db[b, i, j, 2] * d1
+                out_da[n, 2 * k + 1] = db[b, i, j, 1] * d0 + db[b, i, j, 3] * d1
+
+
+@_jit
+def surface_bwd(attr_a, tri_a, attr_b, tri_b, rast, pix, grad_a, grad_b, g_attr_a, g_attr_b, grad_rast,
+                want_a, want_b):
+    """Backward of `surface_fwd` given grad_a (N,Ca), grad_b (N,Cb): g_attr_a, g_attr_b zeroed
+    (used when want_*), grad_rast (B,H,W,4) zeroed (u, v channels written at the covered pixels)."""
+    height, width = rast.shape[1], rast.shape[2]
+    hw = height * width
+    na, nbc = attr_a.shape[2], attr_b.shape[2]
+    for n in range(pix.shape[0]):
+        p = pix[n]
+        b = p // hw
+        r = p - b * hw
+        i = r // width
+        j = r - i * width
+        f = int(rast[b, i, j, 3]) - 1
+        u, v = rast[b, i, j, 0], rast[b, i, j, 1]
+        w = 1.0 - u - v
+        gu = 0.0
+        gv = 0.0
+        ba = b if attr_a.shape[0] > 1 else 0
+        i0, i1, i2 = tri_a[f, 0], tri_a[f, 1], tri_a[f, 2]
+        for k in range(na):
+            g = grad_a[n, k]
+            a2 = attr_a[ba, i2, k]
+            gu += g * (attr_a[ba, i0, k] - a2)
+            gv += g * (attr_a[ba, i1, k] - a2)
+            if want_a:
+                g_attr_a[ba, i0, k] += u * g
+                g_attr_a[ba, i1, k] += v * g
+                g_attr_a[ba, i2, k] += w * g
+        bb = b if attr_b.shape[0] > 1 else 0
+        i0, i1, i2 = tri_b[f, 0], tri_b[f, 1], tri_b[f, 2]
+        for k in range(nbc):
+            g = grad_b[n, k]
+            a2 = attr_b[bb, i2, k]
+            gu += g * (attr_b[bb, i0, k] - a2)
+            gv += g * (attr_b[bb, i1, k] - a2)
+            if want_b:
+                g_attr_b[bb, i0, k] += u * g
+                g_attr_b[bb, i1, k] += v * g
+                g_attr_b[bb, i2, k] += w * g
+        grad_rast[b, i, j, 0] = gu
+        grad_rast[b, i, j, 1] = gv
+
+
+@_jit
+def composite_pack(color, bg, pix, img, img2):
+    """img and img2 (P,4) = background (zeros when bg is empty) with alpha 0, then the covered pixels
+    pix (N,) set to color (N,3) with alpha 1 (two copies: antialiasing reads one, writes the other)."""
+    has_bg = bg.shape[0] > 0
+    for p in range(img.shape[0]):
+        for c in range(3):
+            img[p, c] = img2[p, c] = bg[p, c] if has_bg else 0.0
+        img[p, 3] = img2[p, 3] = 0.0
+    for n in range(pix.shape[0]):
+        p = pix[n]
+        for c in range(3):
+            img[p, c] = img2[p, c] = color[n, c]
+        img[p, 3] = img2[p, 3] = 1.0
+
+
+@_jit
+def split_rgba(rgba, rgb, alpha):
+    """(P,4) into contiguous (P,3) and (P,1)."""
+    for p in range(rgba.shape[0]):
+        for c in range(3):
+            rgb[p, c] = rgba[p, c]
+        alpha[p, 0] = rgba[p, 3]
+
+
+@_jit
+def merge_rgba(rgb, alpha, rgba, rgba2):
+    """(P,3) and (P,1) into rgba and rgba2 (P,4); an empty input contributes zeros."""
+    has_rgb, has_alpha = rgb.shape[0] > 0, alpha.shape[0] > 0
+    for p in range(rgba.shape[0]):
+        for c in range(3):
+            rgba[p, c] = rgba2[p, c] = rgb[p, c] if has_rgb else 0.0
+        rgba[p, 3] = rgba2[p, 3] = alpha[p, 0] if has_alpha else 0.0
+
+
+@_jit
+def gather_rgb(rgba, pix, out):
+    """out (N,3) = the first three channels of rgba (P,4) at rows pix."""
+    for n in range(pix.shape[0]):
+        p = pix[n]
+        for c in range(3):
+            out[n, c] = rgba[p, c]
+
+
+@_jit
+def texture_bwd_uv(grad, duv, grad_uv):
+    """grad_uv (P,2) = sum over channels of grad (P,C) x duv (P,C,2)."""
+    for p in range(grad.shape[0]):
+        gu = 0.0
+        gv = 0.0
+        for k in range(grad.shape[1]):
+            gu += grad[p, k] * duv[p, k, 0]
+            gv += grad[p, k] * duv[p, k, 1]
+        grad_uv[p, 0] = gu
+        grad_uv[p, 1] = gv
+
+
+@_jit
+def tangent_frames(acc, out):
+    """out (B,T,4) = unit tangent (x, y, z of acc over max(|.|, 1e-12)) and handedness sign (w)."""
+    for b in range(acc.shape[0]):
+        for t in range(acc.shape[1]):
+            norm = max(math.sqrt(acc[b, t, 0] ** 2 + acc[b, t, 1] ** 2 + acc[b, t, 2] ** 2), 1e-12)
+            for k in range(3):
+                out[b, t, k] = acc[b, t, k] / norm
+            out[b, t, 3] = -1.0 if acc[b, t, 3] < 0.0 else 1.0
+
+
+@_jit
+def scatter_rows(src, pix, dst):
+    """dst[pix[n]] = src[n] for (N,C) src into zeroed (P,C) dst."""
+    for n in range(pix.shape[0]):
+        for c in range(src.shape[1]):
+            dst[pix[n], c] = src[n, c]

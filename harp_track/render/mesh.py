@@ -112,7 +112,9 @@ def vertex_tangents(vertices: torch.Tensor, faces: torch.Tensor, uvs: torch.Tens
         acc = np.zeros((nb, nt, 4), dtype=ops._np(vertices).dtype)
         ops._kernels.vertex_tangents_fwd(ops._np(vertices), ops._tri32(faces).numpy(),
                                          ops._np(uvs).astype(acc.dtype, copy=False), ops._tri32(faces_uv).numpy(), acc)
-        acc = torch.from_numpy(acc)
+        out = np.empty_like(acc)
+        ops._kernels.tangent_frames(acc, out)
+        return torch.from_numpy(out)
     else:
         acc = _tangent_sums(vertices, faces, uvs, faces_uv)
     t = torch.nn.functional.normalize(acc[..., :3], dim=-1, eps=1e-12)

@@ -153,6 +153,7 @@ def _rast_db_torch(pos: torch.Tensor, tri: torch.Tensor, rast: torch.Tensor) -> 
 class _RasterizeNumba(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pos, tri, height, width, grad_db):
+        ctx.set_materialize_grads(False)  # rast_db never has a gradient: don't allocate zeros for it
         nb = pos.shape[0]
         out = np.zeros((nb, height, width, 4), dtype=_np(pos).dtype)
         db = np.zeros((nb, height, width, 4) if grad_db else (0, 0, 0, 4), dtype=out.dtype)
@@ -165,6 +166,8 @@ class _RasterizeNumba(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_rast, _grad_db):
+        if grad_rast is None:
+            return None, None, None, None, None
         pos, tri, rast = ctx.saved_tensors
         grad_pos = np.zeros(tuple(pos.shape), dtype=_np(pos).dtype)
         _kernels.rasterize_bwd(_np(pos), tri.numpy(), rast.numpy(), _np(grad_rast).astype(grad_pos.dtype, copy=False), grad_pos)
@@ -358,9 +361,9 @@ class _TextureNumba(torch.autograd.Function):
     def forward(ctx, flat, uv, uv_da, max_lod, offs, hs, ws, wrap):
         dtype = _np(flat).dtype
         shape = tuple(uv.shape[:3]) + (flat.shape[2],)
-        out = np.zeros(shape, dtype=dtype)
+        out = np.empty(shape, dtype=dtype)
         want_duv = uv.requires_grad
-        duv = np.zeros(shape + (2,) if want_duv else (0, 0, 0, 0, 2), dtype=dtype)
+        duv = np.empty(shape + (2,) if want_duv else (0, 0, 0, 0, 2), dtype=dtype)
         da = _np(uv_da).astype(dtype, copy=False) if uv_da is not None else np.zeros((0, 0, 0, 4), dtype=dtype)
         uv_np = _np(uv).astype(dtype, copy=False)
         _kernels.texture_fwd(_np(flat), offs, hs, ws, uv_np, da, max_lod, wrap, out, duv, want_duv)
@@ -379,7 +382,10 @@ class _TextureNumba(torch.autograd.Function):
             _kernels.texture_bwd_tex(offs, hs, ws, uv_np, da, max_lod, wrap, g, gf)
             grad_flat = torch.from_numpy(gf)
         if ctx.needs_input_grad[1]:
-            grad_uv = torch.from_numpy(np.einsum("...c,...cd->...d", g, duv)).to(uv.dtype)
+            nc = g.shape[-1]
+            guv = np.empty(tuple(uv.shape[:3]) + (2,), dtype=g.dtype)
+            _kernels.texture_bwd_uv(g.reshape(-1, nc), duv.reshape(-1, nc, 2), guv.reshape(-1, 2))
+            grad_uv = torch.from_numpy(guv).to(uv.dtype)
         return grad_flat, grad_uv, None, None, None, None, None, None
 
 
@@ -523,23 +529,34 @@ def _aa_scratch(pos: torch.Tensor, tri: torch.Tensor) -> tuple[np.ndarray, np.nd
     return np.empty(tuple(pos.shape[:2]) + (3,)), np.empty((pos.shape[0], tri.shape[0]), dtype=np.int64)
 
 
+def _aa_hit_buffers(nb: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Room for every horizontal and vertical pixel pair (see `_kernels.antialias_fwd`)."""
+    n = max(nb * (height * (width - 1) + width * (height - 1)), 1)
+    return np.empty((n, 7), dtype=np.int64), np.empty(n)
+
+
 class _AntialiasNumba(torch.autograd.Function):
     @staticmethod
     def forward(ctx, color, rast, pos, tri, topo):
         c = _np(color)
         out = c.copy()
-        _kernels.antialias_fwd(c, _np(rast), _np(pos), tri.numpy(), topo.numpy(), out, *_aa_scratch(pos, tri))
-        ctx.save_for_backward(color, rast, pos, tri, topo)
+        nb, height, width = rast.shape[:3]
+        hits, hit_t = _aa_hit_buffers(nb, height, width)
+        count = _kernels.antialias_fwd(c, _np(rast), _np(pos), tri.numpy(), topo.numpy(), out, *_aa_scratch(pos, tri),
+                                       hits, hit_t)
+        ctx.save_for_backward(color, pos, tri)
+        # Only the blended pairs matter to the backward pass; keep a compact copy of them.
+        ctx.hits = (hits[:count].copy(), hit_t[:count].copy(), count)
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx, grad):
-        color, rast, pos, tri, topo = ctx.saved_tensors
+        color, pos, tri = ctx.saved_tensors
         c = _np(color)
         grad_color = _np(grad).astype(c.dtype, copy=True)
         grad_pos = np.zeros(tuple(pos.shape), dtype=_np(pos).dtype)
-        _kernels.antialias_bwd(c, _np(rast), _np(pos), tri.numpy(), topo.numpy(), _np(grad).astype(c.dtype, copy=False),
-                               grad_color, grad_pos, *_aa_scratch(pos, tri))
+        _kernels.antialias_bwd(c, _np(pos), tri.numpy(), *ctx.hits, _np(grad).astype(c.dtype, copy=False),
+                               grad_color, grad_pos, np.empty(tuple(pos.shape[:2]) + (3,)))
         return torch.from_numpy(grad_color), None, torch.from_numpy(grad_pos), None, None
 
 

@@ -140,16 +140,9 @@ def _shadow_visibility(points: torch.Tensor, normals: torch.Tensor, batch: torch
         nb = vertices.shape[0]
         light_pos = light.position.to(points).expand(nb, 3)
         if ops._use_kernels(points, vertices):
-            view, proj = np.empty((nb, 4, 4)), np.empty((nb, 4, 4))
-            texel, pos_l = np.empty(nb), np.empty(tuple(vertices.shape[:2]) + (4,), dtype=np.float32)
-            ops._kernels.light_camera(ops._np(vertices), ops._np(light_pos.to(vertices)), light.directional, s,
-                                      view, proj, texel, pos_l)
-            rast_l, _ = backend.rasterize(torch.from_numpy(pos_l), faces, (s, s), grad_db=False)
-            out = np.empty(points.shape[0], dtype=np.float64)
-            ops._kernels.shadow_visibility(
-                ops._np(rast_l), proj, view, ops._np(batch), ops._np(points.double()), ops._np(normals.double()),
-                ops._np(light_pos.double()), light.directional, texel, float(settings.bias_texels),
-                settings.pcf_radius, out)
+            out = _shadow_visibility_np(ops._np(points), ops._np(normals), ops._np(batch), ops._np(vertices),
+                                        ops._tri32(faces).numpy(), ops._np(light_pos.to(vertices)), light.directional,
+                                        settings, s)
             return torch.from_numpy(out).to(points.dtype)
         view, proj, texel = _light_camera(vertices, light, s)
         proj = proj.expand(nb, 4, 4)
@@ -172,6 +165,25 @@ def _shadow_visibility(points: torch.Tensor, normals: torch.Tensor, batch: torch
         texel_m = _per_pixel(texel, batch) if light.directional else _per_pixel(texel, batch) * z
         coords = torch.cat([xy, (z - texel_m * (settings.bias_texels + settings.pcf_radius * slope))[:, None]], -1)
         return _pcf_torch(depth, batch, coords, settings.pcf_radius).to(points.dtype)
+
+
+def _shadow_visibility_np(points: np.ndarray, normals: np.ndarray, batch: np.ndarray, vertices: np.ndarray,
+                          faces: np.ndarray, light_pos: np.ndarray, directional: bool, settings: ShadowSettings,
+                          s: int) -> np.ndarray:
+    """The numba path of `_shadow_visibility` on numpy arrays; returns (N,) float64."""
+    nb = vertices.shape[0]
+    view, proj = np.empty((nb, 4, 4)), np.empty((nb, 4, 4))
+    texel, pos_l = np.empty(nb), np.empty(tuple(vertices.shape[:2]) + (4,), dtype=np.float32)
+    ops._kernels.light_camera(vertices, light_pos, directional, s, view, proj, texel, pos_l)
+    # Depth-only rasterization: the shadow test needs neither barycentrics nor an autograd node.
+    depth = np.empty((nb, s, s))
+    ops._kernels.shadow_depth_map(pos_l, faces, proj, np.empty((pos_l.shape[1], 4)), np.empty((s, s)),
+                                  np.empty((s, s), dtype=np.int64), depth)
+    out = np.empty(points.shape[0], dtype=np.float64)
+    ops._kernels.shadow_visibility(depth, proj, view, batch, points.astype(np.float64), normals.astype(np.float64),
+                                   light_pos.astype(np.float64), directional, texel, float(settings.bias_texels),
+                                   settings.pcf_radius, out)
+    return out
 
 
 def _pcf_torch(depth: torch.Tensor, batch: torch.Tensor, coords: torch.Tensor, radius: int) -> torch.Tensor:
@@ -246,6 +258,154 @@ class _ShadeNumba(torch.autograd.Function):
                 None, None)
 
 
+_FUSED = True  # take `_RenderNumba` where it applies (tests turn it off to compare with the per-primitive path)
+
+
+class _RenderNumba(torch.autograd.Function):
+    """The whole of `render_shaded` on the numba kernels as one autograd node (CPU): the same kernels
+    the per-primitive functions run, chained in numpy, so a frame pays for one graph node instead of
+    a dozen plus their torch glue. Inputs: pos (B,V,4) clip space, vertices (B,V,3), the mip pyramid's
+    flat texels, light_pos (B,3), intensity, ambient (B,), background (B*H*W,3) or None; cfg holds
+    the constants. Outputs: image, alpha (differentiable), normals, visibility, rast."""
+
+    @staticmethod
+    def forward(ctx, pos, vertices, flat, light_pos, intensity, ambient, background, cfg):
+        ctx.set_materialize_grads(False)
+        k = ops._kernels
+        (faces, faces_uv, uvs, topo, offs, hs, ws, max_lod, shadow, directional, use_nmap, h, w) = cfg
+        nb, nv = vertices.shape[:2]
+        pos_np, v = ops._np(pos), ops._np(vertices)
+        dtype = v.dtype
+        pos_np = pos_np.astype(dtype, copy=False)
+        # Camera rasterization with barycentric screen derivatives.
+        rast = np.zeros((nb, h, w, 4), dtype=dtype)
+        db = np.empty((nb, h, w, 4), dtype=dtype)  # read at covered pixels only
+        k.rasterize_fwd(pos_np, faces, rast, db, True, np.empty((nv, 4)), np.empty((h, w)),
+                        np.empty((h, w), dtype=np.int64))
+        pix = np.flatnonzero(rast[..., 3] > 0)
+        batch = pix // (h * w)
+        n = pix.shape[0]
+        # Per-vertex attributes: positions and area-weighted normals; uvs and tangent frames.
+        acc_n = np.zeros_like(v)
+        normals_v = np.zeros_like(v)
+        k.vertex_normals_fwd(v, faces, acc_n, normals_v)
+        geo_attr = np.concatenate([v, normals_v], -1)
+        uv_b = uvs.astype(dtype, copy=False)[None]
+        if use_nmap:
+            acc_t = np.zeros((nb, uvs.shape[0], 4), dtype=dtype)
+            k.vertex_tangents_fwd(v, faces, uv_b[0], faces_uv, acc_t)
+            tangents = np.empty_like(acc_t)
+            k.tangent_frames(acc_t, tangents)
+            uv_attr = np.concatenate([np.broadcast_to(uv_b, (nb,) + uv_b.shape[1:]), tangents], -1)
+        else:
+            uv_attr = np.ascontiguousarray(uv_b)
+        geo = np.empty((n, 6), dtype=dtype)
+        surf = np.empty((n, uv_attr.shape[2]), dtype=dtype)
+        uv_da = np.empty((n, 4), dtype=dtype)
+        k.surface_fwd(geo_attr, faces, uv_attr, faces_uv, rast, db, pix, geo, surf, uv_da)
+        # Texture at the covered pixels, with d(texel)/d(uv) for the backward pass.
+        flat_np = ops._np(flat)
+        nc = flat_np.shape[2]
+        uv_px = np.ascontiguousarray(surf[:, :2]).astype(flat_np.dtype, copy=False).reshape(1, n, 1, 2)
+        da_px = uv_da.astype(flat_np.dtype, copy=False).reshape(1, n, 1, 4)
+        tex = np.empty((1, n, 1, nc), dtype=flat_np.dtype)
+        duv = np.empty((1, n, 1, nc, 2), dtype=flat_np.dtype)
+        k.texture_fwd(flat_np, offs, hs, ws, uv_px, da_px, max_lod, True, tex, duv, True)
+        tex2 = tex.reshape(n, nc).astype(dtype, copy=False)
+        light_np = ops._np(light_pos).astype(dtype, copy=False)
+        if shadow is not None:
+            vis = _shadow_visibility_np(geo[:, :3], geo[:, 3:], batch, v, faces, ops._np(light_pos).astype(dtype, copy=False),
+                                        directional, shadow[0], shadow[1]).astype(dtype)
+        else:
+            vis = np.ones(n, dtype=dtype)
+        inten = ops._np(intensity).astype(dtype, copy=False)
+        amb = ops._np(ambient).astype(dtype, copy=False)
+        color = np.empty((n, 3), dtype=dtype)
+        normals = np.empty((n, 3), dtype=dtype)
+        k.shade_fwd(geo, surf, tex2, batch, light_np, directional, inten, amb, vis, use_nmap, color, normals)
+        # Composite over the background, antialias.
+        bg = np.zeros((0, 3), dtype) if background is None else ops._np(background).astype(dtype, copy=False)
+        img = np.empty((nb, h, w, 4), dtype=dtype)
+        out = np.empty_like(img)
+        k.composite_pack(color, bg, pix, img.reshape(-1, 4), out.reshape(-1, 4))
+        hits, hit_t = ops._aa_hit_buffers(nb, h, w)
+        count = k.antialias_fwd(img, rast, pos_np, faces, topo, out, np.empty((nb, nv, 3)),
+                                np.empty((nb, faces.shape[0]), dtype=np.int64), hits, hit_t)
+        image, alpha = np.empty((nb, h, w, 3), dtype), np.empty((nb, h, w, 1), dtype)
+        k.split_rgba(out.reshape(-1, 4), image.reshape(-1, 3), alpha.reshape(-1, 1))
+        full_normals = np.zeros((nb, h, w, 3), dtype=dtype)
+        full_vis = np.zeros((nb, h, w, 1), dtype=dtype)
+        k.scatter_rows(normals, pix, full_normals.reshape(-1, 3))
+        k.scatter_rows(vis.reshape(-1, 1), pix, full_vis.reshape(-1, 1))
+
+        ctx.state = (pos_np, v, rast, pix, batch, acc_n, geo_attr, uv_attr, geo, surf, tex2, light_np, inten, amb,
+                     vis, img, (hits[:count].copy(), hit_t[:count].copy(), count), uv_px, da_px, duv)
+        ctx.cfg = cfg
+        ctx.dtypes = (pos.dtype, vertices.dtype, flat.dtype, light_pos.dtype, intensity.dtype, ambient.dtype,
+                      None if background is None else background.dtype, flat.shape)
+        outs = [torch.from_numpy(a) for a in (image, alpha, full_normals, full_vis, rast)]
+        ctx.mark_non_differentiable(*outs[2:])
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, grad_image, grad_alpha, _gn, _gv, _gr):
+        if grad_image is None and grad_alpha is None:
+            return (None,) * 8
+        k = ops._kernels
+        (faces, faces_uv, uvs, topo, offs, hs, ws, max_lod, shadow, directional, use_nmap, h, w) = ctx.cfg
+        (pos_np, v, rast, pix, batch, acc_n, geo_attr, uv_attr, geo, surf, tex2, light_np, inten, amb, vis, img,
+         hits, uv_px, da_px, duv) = ctx.state
+        pos_t, vert_t, flat_t, light_t, int_t, amb_t, bg_t, flat_shape = ctx.dtypes
+        dtype = v.dtype
+        nb, nv = v.shape[:2]
+        n = pix.shape[0]
+        # Antialias.
+        gi = np.zeros((0, 3), dtype) if grad_image is None else ops._np(grad_image).astype(dtype, copy=False).reshape(-1, 3)
+        ga = np.zeros((0, 1), dtype) if grad_alpha is None else ops._np(grad_alpha).astype(dtype, copy=False).reshape(-1, 1)
+        grad = np.empty(img.shape, dtype=dtype)
+        grad_img = np.empty_like(grad)
+        k.merge_rgba(gi, ga, grad.reshape(-1, 4), grad_img.reshape(-1, 4))
+        grad_pos = np.zeros(pos_np.shape, dtype=dtype)
+        k.antialias_bwd(img, pos_np, faces, hits[0], hits[1], hits[2], grad, grad_img, grad_pos, np.empty((nb, nv, 3)))
+        flat_g = grad_img.reshape(-1, 4)
+        grad_color = np.empty((n, 3), dtype)
+        k.gather_rgb(flat_g, pix, grad_color)
+        grad_bg = None
+        if ctx.needs_input_grad[6]:
+            gb = flat_g[:, :3].copy()
+            gb[pix] = 0.0
+            grad_bg = torch.from_numpy(gb).to(bg_t)
+        # Shading.
+        g_geo, g_tex = np.zeros_like(geo), np.zeros_like(tex2)
+        g_light, g_int, g_amb = np.zeros_like(light_np), np.zeros_like(inten), np.zeros_like(inten)
+        k.shade_bwd(geo, surf, tex2, batch, light_np, directional, inten, amb, vis, use_nmap, grad_color,
+                    g_geo, g_tex, g_light, g_int, g_amb)
+        # Texture.
+        nc = tex2.shape[1]
+        g_tex_t = g_tex.astype(duv.dtype, copy=False)
+        grad_flat = None
+        if ctx.needs_input_grad[2]:
+            gf = np.zeros(flat_shape, dtype=duv.dtype)
+            k.texture_bwd_tex(offs, hs, ws, uv_px, da_px, max_lod, True, g_tex_t.reshape(1, n, 1, nc), gf)
+            grad_flat = torch.from_numpy(gf).to(flat_t)
+        g_surf = np.zeros_like(surf)
+        guv = np.empty((n, 2), dtype=duv.dtype)
+        k.texture_bwd_uv(g_tex_t, duv.reshape(n, nc, 2), guv)
+        g_surf[:, :2] = guv
+        # Interpolation, vertex normals, rasterization.
+        g_attr = np.zeros(geo_attr.shape, dtype)
+        grad_rast = np.zeros(rast.shape, dtype)
+        k.surface_bwd(geo_attr, faces, uv_attr, faces_uv, rast, pix, g_geo, g_surf, g_attr,
+                      np.zeros((0, 0, 0), dtype), grad_rast, True, False)
+        g_vert = np.ascontiguousarray(g_attr[..., :3])
+        k.vertex_normals_bwd(v, faces, acc_n, np.ascontiguousarray(g_attr[..., 3:]), g_vert,
+                             np.empty(v.shape[1:], dtype=dtype))
+        k.rasterize_bwd(pos_np, faces, rast, grad_rast, grad_pos)
+        return (torch.from_numpy(grad_pos).to(pos_t), torch.from_numpy(g_vert).to(vert_t), grad_flat,
+                torch.from_numpy(g_light).to(light_t), torch.from_numpy(g_int).to(int_t),
+                torch.from_numpy(g_amb).to(amb_t), grad_bg, None)
+
+
 def render_shaded(
     vertices: torch.Tensor, mesh: RenderMesh, projection: torch.Tensor, image_size: Sequence[int],
     light: Light, albedo: torch.Tensor | None = None, normal_map: torch.Tensor | None = None,
@@ -275,6 +435,21 @@ def render_shaded(
     has_normal_map = mip.flat.shape[-1] == 6
 
     pos = transform_points(vertices, projection)
+    if (_FUSED and ops._use_kernels(pos, vertices, mip.flat) and mip.flat.shape[0] == 1 and not mesh.uvs.requires_grad
+            and isinstance(mesh.aa_topology, torch.Tensor)):
+        light_pos = light.position.to(vertices).expand(nb, 3)
+        intensity = torch.as_tensor(light.intensity, dtype=vertices.dtype, device=vertices.device).expand(nb)
+        amb = torch.as_tensor(ambient, dtype=vertices.dtype, device=vertices.device).expand(nb)
+        bg = None if background is None else background.to(vertices).reshape(-1, 3)
+        max_lod = float(len(mip.offsets) - 1)
+        meta = tuple(np.asarray(m, dtype=np.int64) for m in (mip.offsets, mip.heights, mip.widths))
+        shadow_cfg = None if shadow is None else (shadow, int(shadow.resolution or max(h, w)))
+        cfg = (ops._tri32(faces).numpy(), ops._tri32(mesh.faces_uv).numpy(), ops._np(mesh.uvs),
+               mesh.aa_topology.to(torch.int32).contiguous().numpy(), *meta, max_lod, shadow_cfg,
+               bool(light.directional), has_normal_map, h, w)
+        image, alpha, full_normals, full_vis, rast = _RenderNumba.apply(pos, vertices, mip.flat, light_pos, intensity,
+                                                                        amb, bg, cfg)
+        return ShadedRender(image, alpha, full_normals, full_vis, rast)
     rast, rast_db = backend.rasterize(pos, faces, (h, w), grad_db=True)
     covered = rast[..., 3:] > 0
     # Shading runs on the covered pixels only (a hand covers a fraction of the frame).
