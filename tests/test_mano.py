@@ -6,8 +6,6 @@ well-formed arrays, with chumpy objects and a scipy sparse regressor like the of
 
 import os
 import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -63,23 +61,6 @@ def make_mano_arrays(seed=0):
         "hands_mean": rng.normal(size=45),
         "bs_style": "lbs",
     }
-
-
-@pytest.fixture
-def fake_chumpy(monkeypatch):
-    """A stand-in `chumpy.ch.Ch` so the test can write pickles shaped like the official files."""
-    chumpy, ch = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
-
-    class Ch:
-        def __init__(self, x):
-            self.x = x
-            self.dterms = ("x",)
-
-    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    ch.Ch = Ch
-    monkeypatch.setitem(sys.modules, "chumpy", chumpy)
-    monkeypatch.setitem(sys.modules, "chumpy.ch", ch)
-    return Ch
 
 
 def write_mano(path, arrays, Ch):

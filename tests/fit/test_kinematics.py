@@ -1,14 +1,13 @@
 """The numba keypoint kernel against the torch hand model (two implementations, one answer)."""
 
 import numpy as np
-import pytest
 import torch
 
 import harp_track as ht
 from harp_track.fit.kinematics import KeypointKinematics
 from harp_track.hand import axis_angle_to_matrix
 
-from ..test_mano import make_mano_arrays, write_mano, fake_chumpy  # noqa: F401  (fixture)
+from ..test_mano import make_mano_arrays, write_mano
 
 
 def check(model, shape):
@@ -34,7 +33,7 @@ def test_open_model_any_shape():
     check(model.mirrored(), None)
 
 
-def test_mano_with_pose_correctives(tmp_path, fake_chumpy):  # noqa: F811
+def test_mano_with_pose_correctives(tmp_path, fake_chumpy):
     path = tmp_path / "MANO_RIGHT.pkl"
     write_mano(path, make_mano_arrays(), fake_chumpy)
     model = ht.load_hand_model("mano", path=path)
