@@ -17,6 +17,7 @@ BENCHMARKS = [
     ("hand_model", "Hand model (LBS layer)"),
     ("render", "Renderer (full shaded hand render)"),
     ("landmarks", "Hand landmarks"),
+    ("tracking", "Tracking: accuracy on real frames, jitter, speed"),
 ]
 
 
