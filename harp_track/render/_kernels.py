@@ -197,11 +197,39 @@ def interpolate_fwd(attr, rast, tri, out):
                 out[b, i, j, k] = u * attr[ba, i0, k] + v * attr[ba, i1, k] + w * attr[ba, i2, k]
 
 
+@_jit_inline
+def _pixel(p, hw, width):
+    """(b, i, j) of flat pixel index p into (B, H, W), hw = H * W."""
+    b = p // hw
+    r = p - b * hw
+    i = r // width
+    return b, i, r - i * width
+
+
+@_jit_inline
+def _barycentric_grad(attr, ba, corners, u, v, grad, grad_attr, want_attr):
+    """One pixel of interpolation's backward: (d/du, d/dv) of grad . attr(u, v), and, when
+    want_attr, grad scattered onto the triangle's corner attributes."""
+    i0, i1, i2 = corners[0], corners[1], corners[2]
+    w = 1.0 - u - v
+    gu = 0.0
+    gv = 0.0
+    for k in range(attr.shape[2]):
+        g = grad[k]
+        a2 = attr[ba, i2, k]
+        gu += g * (attr[ba, i0, k] - a2)
+        gv += g * (attr[ba, i1, k] - a2)
+        if want_attr:
+            grad_attr[ba, i0, k] += u * g
+            grad_attr[ba, i1, k] += v * g
+            grad_attr[ba, i2, k] += w * g
+    return gu, gv
+
+
 @_jit
 def interpolate_bwd(attr, rast, tri, grad, grad_attr, grad_rast, want_attr):
     """grad_attr (Ba,V,C) zeroed; grad_rast (B,H,W,4) zeroed."""
     nb, height, width = rast.shape[0], rast.shape[1], rast.shape[2]
-    nc = attr.shape[2]
     for b in range(nb):
         for i in range(height):
             ba = b if attr.shape[0] > 1 else 0
@@ -210,19 +238,7 @@ def interpolate_bwd(attr, rast, tri, grad, grad_attr, grad_rast, want_attr):
                 if fid == 0:
                     continue
                 u, v = rast[b, i, j, 0], rast[b, i, j, 1]
-                w = 1.0 - u - v
-                i0, i1, i2 = tri[fid - 1, 0], tri[fid - 1, 1], tri[fid - 1, 2]
-                gu = 0.0
-                gv = 0.0
-                for k in range(nc):
-                    g = grad[b, i, j, k]
-                    a2 = attr[ba, i2, k]
-                    gu += g * (attr[ba, i0, k] - a2)
-                    gv += g * (attr[ba, i1, k] - a2)
-                    if want_attr:
-                        grad_attr[ba, i0, k] += u * g
-                        grad_attr[ba, i1, k] += v * g
-                        grad_attr[ba, i2, k] += w * g
+                gu, gv = _barycentric_grad(attr, ba, tri[fid - 1], u, v, grad[b, i, j], grad_attr, want_attr)
                 grad_rast[b, i, j, 0] = gu
                 grad_rast[b, i, j, 1] = gv
 
@@ -881,10 +897,7 @@ def surface_fwd(attr_a, tri_a, attr_b, tri_b, rast, db, pix, out_a, out_b, out_d
     na, nbc = attr_a.shape[2], attr_b.shape[2]
     for n in range(pix.shape[0]):
         p = pix[n]
-        b = p // hw
-        r = p - b * hw
-        i = r // width
-        j = r - i * width
+        b, i, j = _pixel(p, hw, width)
         f = int(rast[b, i, j, 3]) - 1
         u, v = rast[b, i, j, 0], rast[b, i, j, 1]
         w = 1.0 - u - v
@@ -911,42 +924,16 @@ def surface_bwd(attr_a, tri_a, attr_b, tri_b, rast, pix, grad_a, grad_b, g_attr_
     (used when want_*), grad_rast (B,H,W,4) zeroed (u, v channels written at the covered pixels)."""
     height, width = rast.shape[1], rast.shape[2]
     hw = height * width
-    na, nbc = attr_a.shape[2], attr_b.shape[2]
     for n in range(pix.shape[0]):
-        p = pix[n]
-        b = p // hw
-        r = p - b * hw
-        i = r // width
-        j = r - i * width
+        b, i, j = _pixel(pix[n], hw, width)
         f = int(rast[b, i, j, 3]) - 1
         u, v = rast[b, i, j, 0], rast[b, i, j, 1]
-        w = 1.0 - u - v
-        gu = 0.0
-        gv = 0.0
-        ba = b if attr_a.shape[0] > 1 else 0
-        i0, i1, i2 = tri_a[f, 0], tri_a[f, 1], tri_a[f, 2]
-        for k in range(na):
-            g = grad_a[n, k]
-            a2 = attr_a[ba, i2, k]
-            gu += g * (attr_a[ba, i0, k] - a2)
-            gv += g * (attr_a[ba, i1, k] - a2)
-            if want_a:
-                g_attr_a[ba, i0, k] += u * g
-                g_attr_a[ba, i1, k] += v * g
-                g_attr_a[ba, i2, k] += w * g
-        bb = b if attr_b.shape[0] > 1 else 0
-        i0, i1, i2 = tri_b[f, 0], tri_b[f, 1], tri_b[f, 2]
-        for k in range(nbc):
-            g = grad_b[n, k]
-            a2 = attr_b[bb, i2, k]
-            gu += g * (attr_b[bb, i0, k] - a2)
-            gv += g * (attr_b[bb, i1, k] - a2)
-            if want_b:
-                g_attr_b[bb, i0, k] += u * g
-                g_attr_b[bb, i1, k] += v * g
-                g_attr_b[bb, i2, k] += w * g
-        grad_rast[b, i, j, 0] = gu
-        grad_rast[b, i, j, 1] = gv
+        ga_u, ga_v = _barycentric_grad(attr_a, b if attr_a.shape[0] > 1 else 0, tri_a[f], u, v, grad_a[n],
+                                       g_attr_a, want_a)
+        gb_u, gb_v = _barycentric_grad(attr_b, b if attr_b.shape[0] > 1 else 0, tri_b[f], u, v, grad_b[n],
+                                       g_attr_b, want_b)
+        grad_rast[b, i, j, 0] = ga_u + gb_u
+        grad_rast[b, i, j, 1] = ga_v + gb_v
 
 
 @_jit
