@@ -43,6 +43,8 @@ class Tracker:
     user (results say `hand_size_assumed`). landmarks: "mediapipe", "onnx" or "auto".
     mirrored: True for selfie views (handedness is then reported as the user sees it).
     smoothing: temporal filter settings, or None to switch filtering off.
+    device: where the landmark model runs ("auto": CUDA for the ONNX backend when onnxruntime
+    offers it); the fit and the mesh run on the CPU.
     torch_threads: the per-frame tensors are tiny, so torch's thread hand-offs cost more than
     they save, and they fight MediaPipe's own threads (measured here: the fit took 219 ms a frame
     with 2 threads, 35 ms with 1). The tracker therefore sets torch's process-wide intra-op
@@ -96,7 +98,7 @@ class Tracker:
         timings["landmarks"] = 1000 * (time.perf_counter() - start)
 
         hands, seen = [], set()
-        fit_ms = filter_ms = 0.0
+        fit_ms = filter_ms = mesh_ms = 0.0
         for det in self._distinct(detections):
             side = self._side_of(det)
             if side in seen:  # two hands of one side: keep the first (most confident)
@@ -116,9 +118,11 @@ class Tracker:
             track.fit, track.last_frame, track.landmarks = fit, self._frame_index, det.image_xy
             self._tracks[side] = track
             smoothed = self._smooth(track, side, fit, camera, t) if self._smoothing is not None else fit
-            hands.append(self._output(side, det, smoothed, camera, track.track_id))
             filter_ms += 1000 * (time.perf_counter() - start)
-        timings["fit"], timings["filter"] = fit_ms, filter_ms
+            start = time.perf_counter()
+            hands.append(self._output(side, det, smoothed, camera, track.track_id))
+            mesh_ms += 1000 * (time.perf_counter() - start)
+        timings.update(fit=fit_ms, filter=filter_ms, mesh=mesh_ms)
         for side in set(self._tracks) - seen:
             del self._tracks[side]
         result = TrackingResult(hands=hands, camera=camera, timestamp=t, frame_index=self._frame_index,

@@ -28,7 +28,7 @@ def test_tracks_a_synthetic_clip_in_metres(clip, tracker):
     errors_3d, errors_2d = [], []
     for frame, t, joints, keypoints in zip(clip.frames, clip.timestamps, clip.joints, clip.keypoints_2d):
         result = tracker.process(frame, clip.camera, t)
-        assert set(result.timings) == {"landmarks", "fit", "filter"}
+        assert set(result.timings) == {"landmarks", "fit", "filter", "mesh"}
         assert len(result.hands) == 1
         hand = result.hands[0]
         assert hand.handedness == "right"
