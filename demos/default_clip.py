@@ -17,7 +17,7 @@ def ensure_clip(out_dir: Path, num_frames: int = 90) -> tuple[Path, Path]:
     if video.exists() and truth.exists() and len(np.load(truth)["joints"]) == num_frames:
         return video, truth
     out_dir.mkdir(parents=True, exist_ok=True)
-    clip = make_clip(num_frames)
+    clip = make_clip(num_frames, progress=True)
     height, width = clip.frames.shape[1:3]
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
     for frame in clip.frames:

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .camera import Camera
 from .hand import HandModel, load_hand_model
@@ -82,11 +83,12 @@ def pose_sequence(model: HandModel, num_frames: int, fps: float = 30.0, seed: in
 
 
 def make_clip(num_frames: int = 90, image_size: tuple[int, int] = (360, 640), fps: float = 30.0,
-              side: str = "right", tone: str = "medium", seed: int = 0, model: HandModel | None = None) -> SyntheticClip:
+              side: str = "right", tone: str = "medium", seed: int = 0, model: HandModel | None = None,
+              progress: bool = False) -> SyntheticClip:
     """Render a clip of the hand model moving through gestures, with its ground truth.
 
     image_size: (H, W) pixels. The camera has a 60-degree horizontal field of view; one point
-    light sits above-left of the camera; self-shadowing is on.
+    light sits above-left of the camera; self-shadowing is on. progress: show a progress bar.
     """
     model = model or load_hand_model(side=side)
     height, width = image_size
@@ -102,7 +104,7 @@ def make_clip(num_frames: int = 90, image_size: tuple[int, int] = (360, 640), fp
     inputs = pose_sequence(model, num_frames, fps, seed)
     frames, vertices, joints = [], [], []
     with torch.no_grad():
-        for i in range(num_frames):
+        for i in tqdm(range(num_frames), desc="rendering the clip", unit="frame", disable=not progress):
             out = model(**{k: v[i:i + 1] for k, v in inputs.items()})
             shaded = render_shaded(out.vertices, mesh, projection, image_size, light, albedo=albedo,
                                    background=background, backend=backend)
