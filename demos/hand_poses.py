@@ -11,6 +11,7 @@ import torch
 
 import harp_track as ht
 from harp_track.camera import Camera
+from harp_track.hand.rotations import matrix_to_axis_angle, palm_to_camera
 from harp_track.mesh_io import save_obj
 from harp_track.render import Light, RenderMesh, projection_from_intrinsics, render_shaded, select_backend
 from harp_track.visualize import draw_skeleton, to_uint8
@@ -19,13 +20,12 @@ GESTURES = ("flat", "fist", "point", "spread", "pinch")
 SKIN_RGB = (0.80, 0.60, 0.50)
 
 
-def palm_to_camera(tilt_deg: float = 20.0) -> torch.Tensor:
-    """(1, 3) axis-angle turning the model's axes (palm -x, fingers +y) so the palm faces the camera
-    with the fingers up in the image, tilted about the vertical axis so depth shows."""
-    to_camera = torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]).T  # columns: images of x, y, z
+def facing_camera(tilt_deg: float = 20.0) -> torch.Tensor:
+    """(1, 3) axis-angle: the palm towards the camera, fingers up, turned about the vertical axis
+    so depth shows."""
     t = math.radians(tilt_deg)
     tilt = torch.tensor([[math.cos(t), 0.0, math.sin(t)], [0.0, 1.0, 0.0], [-math.sin(t), 0.0, math.cos(t)]])
-    return ht.hand.matrix_to_axis_angle(tilt @ to_camera)[None]
+    return matrix_to_axis_angle(tilt @ palm_to_camera())[None]
 
 
 def render_gestures(out_dir: Path, size: int = 320, side: str = "right") -> Path:
@@ -40,7 +40,7 @@ def render_gestures(out_dir: Path, size: int = 320, side: str = "right") -> Path
     light = Light(torch.tensor([[-0.25, -0.3, 0.0]]))
     background = torch.full((1, size, size, 3), 0.92)
     angles = torch.cat([model.anatomy.gesture(name) for name in GESTURES])
-    orient = palm_to_camera().expand(len(GESTURES), 3)
+    orient = facing_camera().expand(len(GESTURES), 3)
     with torch.no_grad():
         posed = model(global_orient=orient, pose=model.anatomy.to_pose(angles))
         centre = posed.keypoints.mean(1, keepdim=True)

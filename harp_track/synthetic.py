@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .camera import Camera
 from .hand import HandModel, load_hand_model
-from .hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from .hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
 from .render import Light, RenderMesh, projection_from_intrinsics, render_shaded, select_backend
 from .visualize import to_uint8
 
@@ -54,11 +54,6 @@ def skin_texture(size: int = 256, tone: str = "medium", seed: int = 0) -> torch.
     return (base * (0.92 + 0.16 * noise[..., None])).clamp(0, 1)[None]
 
 
-def _palm_to_camera() -> torch.Tensor:
-    """(3, 3): the model's axes (palm -x, fingers +y) turned so the palm faces the camera, fingers up."""
-    return torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]).T
-
-
 def pose_sequence(model: HandModel, num_frames: int, fps: float = 30.0, seed: int = 0,
                   depth: float = 0.45) -> dict[str, torch.Tensor]:
     """Smooth model inputs (N, ...) moving through GESTURE_CYCLE while the hand turns and drifts."""
@@ -76,7 +71,7 @@ def pose_sequence(model: HandModel, num_frames: int, fps: float = 30.0, seed: in
     pitch = 0.35 * torch.sin(2 * math.pi * (0.17 + jitter[1]) * t + 1.0)
     roll = 0.3 * torch.sin(2 * math.pi * (0.11 + jitter[2]) * t + 2.0)
     turn = axis_angle_to_matrix(torch.stack([pitch, yaw, roll], 1))
-    orient = matrix_to_axis_angle(turn @ _palm_to_camera())
+    orient = matrix_to_axis_angle(turn @ palm_to_camera())
     transl = torch.stack([0.03 * torch.sin(2 * math.pi * 0.13 * t), 0.06 + 0.02 * torch.sin(2 * math.pi * 0.19 * t),
                           depth + 0.05 * torch.sin(2 * math.pi * 0.07 * t)], 1)
     return dict(global_orient=orient, pose=model.anatomy.to_pose(angles), transl=transl)

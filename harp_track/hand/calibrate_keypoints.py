@@ -26,7 +26,7 @@ from ..camera import Camera
 from ..keypoints import NUM_KEYPOINTS
 from .data import HandModelData
 from .model import HandModel
-from .rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from .rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
 
 
 def _anchor_joints(data: HandModelData) -> np.ndarray:
@@ -63,7 +63,6 @@ def render_mediapipe_views(model: HandModel, num_views: int, size: int = 384, se
     projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, (size, size))
     albedo = skin_texture(seed=seed)
     background = torch.full((1, size, size, 3), 0.35)
-    palm_to_camera = torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]).T
     a = model.anatomy
     fixed = [j for j, role in enumerate(a.roles) if role in ("wrist", "metacarpal")]
     transforms, rays = [], []
@@ -76,7 +75,7 @@ def render_mediapipe_views(model: HandModel, num_views: int, size: int = 384, se
             turn = axis_angle_to_matrix(0.6 * torch.randn(3, generator=g))
             if i % 2:  # every other view shows the back of the hand
                 turn = turn @ axis_angle_to_matrix(torch.tensor([0.0, math.pi, 0.0]))
-            orient = matrix_to_axis_angle(turn @ palm_to_camera)[None]
+            orient = matrix_to_axis_angle(turn @ palm_to_camera())[None]
             out = model(global_orient=orient, pose=a.to_pose(angles[None]))
             shift = torch.tensor([0.0, 0.0, 0.5]) - out.keypoints[0].mean(0)
             image = render_shaded(out.vertices + shift, mesh, projection, (size, size), Light(torch.tensor([[-0.2, -0.3, 0.0]])),

@@ -51,3 +51,10 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     axis = torch.where((axis * skew).sum(-1, keepdim=True) < 0, -axis, axis)  # agree with the skew part
     near_pi = angle > torch.pi - 1e-2
     return torch.where(near_pi[..., None], axis * angle[..., None], result)
+
+
+def palm_to_camera(dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(3, 3) rotation turning a model's zero-pose axes (palm -x, fingers +y, thumb +z) so that the
+    palm faces an OpenCV camera (x right, y down, z forward) with the fingers pointing up."""
+    # Columns are where the model's x, y and z go: x -> +z (palm -x faces the camera), y -> -y.
+    return torch.tensor([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]], dtype=dtype).T
