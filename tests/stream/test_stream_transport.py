@@ -228,9 +228,10 @@ def test_slow_and_vanished_clients_do_not_block_publish(make_result_fn):
             stats = pub.client_stats()
             assert any(s["dropped"] > 5 for s in stats), stats  # the stalled client lost frames
             assert all(s["pending"] <= 2 for s in stats), stats  # ...and holds at most 2
-            # Blocking on the stalled socket would take seconds; GIL sharing with the encoder and
-            # this process's own subscriber threads costs up to tens of ms on 2 cores.
-            assert slowest < 0.25, f"publish() took {slowest * 1e3:.1f} ms"
+            # Blocking on the stalled socket would hang until the socket times out; GIL sharing with
+            # the encoder and this process's subscriber threads costs tens of ms, and a loaded CI
+            # machine 300 ms was seen, so the bound only separates "hung" from "slow".
+            assert slowest < 2.0, f"publish() took {slowest * 1e3:.1f} ms"
             # The fast client keeps up: it gets the newest frame.
             deadline = time.monotonic() + TIMEOUT
             while (not received or received[-1] != last) and time.monotonic() < deadline:
@@ -254,7 +255,7 @@ def test_publish_without_clients_and_after_close(result):
     start = time.perf_counter()
     for _ in range(100):
         pub.publish(result)  # nobody listens: nothing is encoded
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2.0  # "does not wait", with room for a loaded machine
     assert pub.frames_published == 100
     pub.close()
     pub.close()  # idempotent
