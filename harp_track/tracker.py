@@ -138,7 +138,7 @@ class Tracker:
         smoothed = track.filter(fit, t)
         fitter = self._fitters[side]
         focal, centre = np.array([camera.fx, camera.fy]), np.array([camera.cx, camera.cy])
-        raw, smooth = fitter.keypoints(fit), fitter.keypoints(smoothed)
+        raw, smooth = fit.keypoints.double().numpy(), fitter.keypoints(smoothed)  # the fit carries its own
         raw_2d = raw[:, :2] / raw[:, 2:] * focal + centre
         gap = np.linalg.norm(smooth[:, :2] / smooth[:, 2:] * focal + centre - raw_2d, axis=1).mean()
         if gap > self.lag_gate * np.linalg.norm(raw_2d.max(0) - raw_2d.min(0)):
