@@ -87,10 +87,6 @@ class LandmarkFitter:
         # Bone lengths barely change with pose (the fingertip bones a little): a pose-free size.
         self._size = self._skeleton_size(rest)
 
-    @property
-    def num_free(self) -> int:
-        return len(self._free[0])
-
     def model_inputs(self, fit: HandFit) -> dict[str, torch.Tensor | None]:
         """Arguments for `model(...)` that reproduce a fit: (1, ...) global_orient, pose, shape, transl."""
         # The model turns about its root joint (the origin for the open model, not for MANO).
