@@ -57,7 +57,7 @@ class HandModel(nn.Module):
         buf("rest", np.concatenate([data.vertices, data.bind_joints, data.joint_offsets]).reshape(-1))
         buf("shape_basis", np.concatenate(
             [data.vertex_shape_basis, data.bind_joint_shape_basis, data.joint_offset_shape_basis], axis=1
-        ).reshape(K, -1))
+        ).reshape(K, (V + 2 * J) * 3))
         buf("bind_rotations", data.bind_rotations)
         buf("homogeneous_row", np.array([0.0, 0.0, 0.0, 1.0]))
         buf("skin_weights", data.skin_weights)
@@ -108,8 +108,16 @@ class HandModel(nn.Module):
         pose: torch.Tensor | None = None,
         shape: torch.Tensor | None = None,
         transl: torch.Tensor | None = None,
+        vertex_offsets: torch.Tensor | None = None,
     ) -> HandOutput:
+        """vertex_offsets: (B or 1, V, 3) metres added to the shaped bind-space mesh before skinning
+        (an avatar's displacements while they are optimized); the skeleton ignores them."""
         verts, bind_joints, world = self._articulate(self._checked(global_orient, pose, shape, transl))
+        if vertex_offsets is not None:
+            if vertex_offsets.shape[-2:] != (self.num_vertices, 3) or vertex_offsets.ndim != 3:
+                raise HandModelError(f"{self.name}: vertex_offsets must be (B, {self.num_vertices}, 3), "
+                                     f"got {tuple(vertex_offsets.shape)}")
+            verts = verts + vertex_offsets
         verts = self._skin(verts, bind_joints, world, self.skin_weights)
         joints = world[:, :, :3, 3]
         keypoints = (self.keypoint_from_joints.to(joints.dtype) @ joints
