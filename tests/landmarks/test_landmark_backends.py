@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from harp_track.bench.landmarks import error_at_256px_crop
+from benchmarks.landmarks import error_at_256px_crop
 from harp_track.landmarks import HandLandmarks, create_detector
 from harp_track.landmarks.mediapipe_backend import MediaPipeDetector
 

@@ -1,7 +1,7 @@
 """Landmark backends on the real hand videos of shared/data: time per frame and agreement with
 MediaPipe.
 
-    python -m harp_track.bench.landmarks
+    python -m benchmarks.landmarks
 
 Time: median ms per frame over the 640×360 hand video (mediapipe_samples/
 hand_landmarker_test_video.mp4, 202 frames, tracked in order; the palm detector also runs every
@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from harp_track.bench.timing import markdown_table, median_ms
+from benchmarks.timing import markdown_table, median_ms
 from harp_track.landmarks import HandLandmarks, create_detector
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

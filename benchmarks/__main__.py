@@ -1,6 +1,6 @@
 """Run every benchmark and write docs/benchmarks.md.
 
-    python -m harp_track.bench [--out docs/benchmarks.md] [--only hand_model,render]
+    python -m benchmarks [--out docs/benchmarks.md] [--only hand_model,render]
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import datetime
 import importlib
 from pathlib import Path
 
-from harp_track.bench.timing import machine_description
+from benchmarks.timing import machine_description
 
 # (module, title): each module has run() -> markdown.
 BENCHMARKS = [
@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     chosen = [b for b in BENCHMARKS if not args.only or b[0] in args.only.split(",")]
     machine = machine_description()
-    sections = [f"# Benchmarks\n\nWritten by `python -m harp_track.bench` on "
+    sections = [f"# Benchmarks\n\nWritten by `python -m benchmarks` on "
                 f"{datetime.date.today().isoformat()}.\n\nMachine: {machine}\n"]
     for name, title in chosen:
         print(f"== {title}", flush=True)
-        table = importlib.import_module(f"harp_track.bench.{name}").run()
+        table = importlib.import_module(f"benchmarks.{name}").run()
         print(table, flush=True)
-        sections.append(f"## {title}\n\n`python -m harp_track.bench.{name}`\n\n{table}\n")
+        sections.append(f"## {title}\n\n`python -m benchmarks.{name}`\n\n{table}\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(sections))
     print(f"wrote {args.out}")

@@ -1,6 +1,6 @@
 """Tracking benchmark: accuracy on real frames with ground truth, jitter on a real video, speed.
 
-    python -m harp_track.bench.tracking [--frames 300]
+    python -m benchmarks.tracking [--frames 300]
 
 Accuracy on `../shared/data/hgc_realworld/` (300 real frames, camera-space 3D joints, per-frame
 intrinsics): MediaPipe alone, "MediaPipe + PnP" (what a user would write for metric 3D:
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import harp_track as ht
-from harp_track.bench.timing import machine_description, markdown_table
+from benchmarks.timing import machine_description, markdown_table
 from harp_track.camera import Camera
 from harp_track.keypoints import KEYPOINT_PARENTS
 from harp_track.landmarks import create_detector

@@ -1,6 +1,6 @@
 """Hand model benchmark: forward and forward+backward of the LBS layer.
 
-    python -m harp_track.bench.hand_model
+    python -m benchmarks.hand_model
 Targets on a 2-core CPU: batch-1 forward under 1 ms, forward+backward under 3 ms.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 import harp_track as ht
-from harp_track.bench.timing import machine_description, markdown_table, median_ms
+from benchmarks.timing import machine_description, markdown_table, median_ms
 
 
 def run(devices: list[str] | None = None) -> str:

@@ -1,6 +1,6 @@
 """Render benchmark: full hand render (rasterize, interpolate, texture, shading with shadow map,
 antialias) forward and forward+backward, at several resolutions, for the open hand and its
-subdivision. Prints a markdown table. Run: python -m harp_track.bench.render
+subdivision. Prints a markdown table. Run: python -m benchmarks.render
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 
 import harp_track as ht
 
-from harp_track.bench.timing import machine_description, markdown_table, median_ms
+from benchmarks.timing import machine_description, markdown_table, median_ms
 from harp_track.render import (Light, RenderMesh, material_mip, projection_from_intrinsics, render_shaded,
                                select_backend, subdivide)
 
