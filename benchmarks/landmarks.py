@@ -17,10 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from benchmarks import SHARED_DATA
 from benchmarks.timing import markdown_table, median_ms
 from harp_track.landmarks import HandLandmarks, create_detector
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 HAND_VIDEO = "mediapipe_samples/hand_landmarker_test_video.mp4"  # 640×360
 GESTURE_VIDEO = "mediapipe_samples/gesture_test_video.mp4"  # 1280×720
 # hgc_realworld's 256-px crops show hands about 200 px long (bounding box of the 21 landmarks).

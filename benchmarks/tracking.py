@@ -25,13 +25,14 @@ import numpy as np
 import torch
 
 import harp_track as ht
+from benchmarks import SHARED_DATA
 from benchmarks.timing import machine_description, markdown_table
 from harp_track.camera import Camera
 from harp_track.keypoints import KEYPOINT_PARENTS
 from harp_track.landmarks import create_detector
 from harp_track.tracker import Tracker
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 HGC = DATA / "hgc_realworld"
 VIDEO = DATA / "mediapipe_samples" / "hand_landmarker_test_video.mp4"
 SIZE_FRAMES = 50
