@@ -66,6 +66,12 @@ def _webcam(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enroll(args: argparse.Namespace) -> int:
+    from demos import enroll
+
+    return enroll.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harp", description="harp_track: personalized hand tracking")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the SDK chooses (device, backend)")
@@ -90,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     webcam = commands.add_parser("webcam", help="the live demo app (window, or --headless --out)")
     add_arguments(webcam)
     webcam.set_defaults(run=_webcam)
+
+    from demos.enroll import add_arguments as add_enroll_arguments
+
+    enroll = commands.add_parser("enroll", help="record your hand once and build your avatar from it",
+                                 description="Record your hand from every side (guided, in a window) or take a "
+                                 "video file, keep the sharp frames, then build your avatar from them.")
+    add_enroll_arguments(enroll)
+    enroll.set_defaults(run=_enroll)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
