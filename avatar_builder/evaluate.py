@@ -1,0 +1,50 @@
+"""Fitting a finished avatar to frames it was not built from (pose and light only, appearance
+fixed), for measuring how well it predicts new views and poses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from harp_track.avatar import Avatar
+
+from .coarse import CoarseFit, coarse_fit
+from .frames import Frame
+from .optimize import POSE_STAGE, AvatarProblem, OptimizeSettings, Solution, optimize
+from .views import crop_views
+
+
+@dataclasses.dataclass
+class PoseFit:
+    """An avatar posed in new frames. fit: the landmark fit (the frames kept); solution: the
+    refined per-frame global_orient, pose, transl and light; vertices (N, V, 3) metres camera
+    space of the refined poses."""
+
+    fit: CoarseFit
+    solution: Solution
+    vertices: torch.Tensor
+    intensity: torch.Tensor
+
+
+def fit_avatar(avatar: Avatar, frames: list[Frame], crop_size: int = 256, iterations_per_frame: int = 60,
+               batch: int = 8, settings: OptimizeSettings | None = None, progress: bool = False) -> PoseFit:
+    """Pose `avatar` in `frames`: landmarks and a landmark fit with the avatar's skeleton, then
+    per-frame pose, translation and light refined by the same photometric, silhouette and
+    keypoint loss the builder uses, with shape and appearance held fixed."""
+    fit = coarse_fit(frames, avatar.for_side("right").hand_model(), side=avatar.side,
+                     shape=np.zeros(0, np.float32), min_frames=1, progress=progress)
+    model = avatar.hand_model()
+    views = crop_views(fit, model, crop_size)
+    # Larger steps than the builder's: a pose starts further from its optimum than a shared shape.
+    settings = settings or OptimizeSettings(lr_rotation=0.01, lr_transl=0.00125)
+    settings = dataclasses.replace(settings, batch=batch, texture_size=avatar.albedo.shape[0])
+    problem = AvatarProblem(model, fit, views, settings, avatar=avatar)
+    steps = max(1, int(np.ceil(len(fit.frames) * iterations_per_frame / batch)))
+    solution = optimize(problem, progress=progress, stages=(POSE_STAGE,), steps=(steps,))
+    idx = list(range(len(fit.frames)))
+    with torch.no_grad():
+        vertices = problem.posed(idx).vertices
+        intensity = torch.stack(list(problem.intensity))[:, 0]
+    return PoseFit(fit, solution, vertices, intensity)
