@@ -1,0 +1,169 @@
+"""Avatar builder benchmark: reconstruction quality against ground truth, and build time.
+
+    python -m benchmarks.avatar [--frames 120] [--skip-real]
+
+Synthetic (our own renders, exact ground truth): a turning hand of a non-mean shape with a
+tattoo-like albedo, darker nails and a moving light (`harp_track.synthetic.make_enrollment_clip`).
+The avatar is built from the even frames; the odd frames are novel views and a second clip of
+other gestures gives novel poses. In frames the builder did not see, only pose and light are
+fitted (appearance fixed, `avatar_builder.evaluate.fit_avatar`) and the avatar is rendered with
+`Avatar.render_vertices`. PSNR and SSIM are measured inside the true hand mask, the silhouette
+IoU against it, and the surface error (mean symmetric point-to-surface distance) between the
+avatar's rest mesh and the true rest mesh at the zero pose.
+Real: built from `hgc_realworld` frames 0-199, fitted to frames 200-299; a picture of renders next
+to the images goes to docs/avatar_hgc.png (no ground-truth masks there: PSNR inside the render).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import harp_track as ht
+from avatar_builder import build_avatar
+from avatar_builder.evaluate import fit_avatar
+from avatar_builder.frames import Frame
+from avatar_builder.metrics import psnr, silhouette_iou, ssim, surface_error_mm
+from benchmarks import SHARED_DATA
+from benchmarks.timing import machine_description, markdown_table
+from harp_track.synthetic import make_enrollment_clip
+
+HGC = SHARED_DATA / "hgc_realworld"
+PICTURE = Path(__file__).resolve().parents[1] / "docs" / "avatar_hgc.png"
+
+
+def _write_frames(folder: Path, images: np.ndarray) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def image_scores(avatar: ht.avatar.Avatar, frames: list[Frame], masks: np.ndarray | None) -> dict[str, float]:
+    """Fit pose and light to `frames`, render, and score against the frames (inside `masks`
+    (N, H, W) when given, else inside the render's own silhouette)."""
+    posed = fit_avatar(avatar, frames)
+    kept = {f.index: k for k, f in enumerate(posed.fit.frames)}
+    psnrs, ssims, ious = [], [], []
+    for frame in frames:
+        k = kept.get(frame.index)
+        if k is None:
+            continue
+        size = frame.image.shape[:2]
+        with torch.no_grad():
+            rgb, alpha = avatar.render_vertices(posed.vertices[k:k + 1], posed.fit.cameras[k], size,
+                                                torch.from_numpy(posed.solution.light_positions[k:k + 1]),
+                                                posed.intensity[k:k + 1])
+        rgb, alpha = rgb[0].numpy(), alpha[0].numpy()
+        target = frame.image.astype(np.float32) / 255.0
+        mask = masks[frame.index] if masks is not None else alpha > 0.5
+        psnrs.append(psnr(rgb, target, mask))
+        ssims.append(ssim(rgb, target, mask))
+        if masks is not None:
+            ious.append(silhouette_iou(alpha > 0.5, mask))
+    return dict(frames=f"{len(psnrs)}/{len(frames)}", psnr=float(np.mean(psnrs)) if psnrs else float("nan"),
+                ssim=float(np.mean(ssims)) if ssims else float("nan"),
+                iou=float(np.mean(ious)) if ious else float("nan"))
+
+
+def synthetic_rows(num_frames: int, work: Path) -> tuple[list[list[object]], float]:
+    clip = make_enrollment_clip(num_frames, (256, 256), seed=0, progress=True)
+    novel = make_enrollment_clip(max(num_frames // 3, 16), (256, 256), poses="novel", seed=1, progress=True)
+    even = np.arange(0, num_frames, 2)
+    folder = _write_frames(work / "synthetic_frames", clip.frames[even])
+    start = time.perf_counter()
+    avatar = build_avatar(folder, work / "synthetic_avatar", camera=clip.camera, resume=False)
+    build_s = time.perf_counter() - start
+
+    base = ht.load_hand_model(side=clip.side)
+    with torch.no_grad():
+        true_rest = base(shape=torch.from_numpy(clip.shape)[None].float()).vertices[0].numpy()
+        rest = avatar.hand_model()().vertices[0].numpy()
+        mean_rest = base().vertices[0].numpy()
+    surface = surface_error_mm(rest, avatar.hand.faces, true_rest, base.faces.numpy())
+    surface_mean_hand = surface_error_mm(mean_rest, base.faces.numpy(), true_rest, base.faces.numpy())
+
+    rows = []
+    for name, source, indices in (("training views (even frames)", clip, even),
+                                  ("novel views (odd frames)", clip, np.arange(1, num_frames, 2)),
+                                  ("novel poses (other gestures)", novel, np.arange(len(novel.frames)))):
+        frames = [Frame(source.frames[i], int(i), source.camera) for i in indices]
+        s = image_scores(avatar, frames, source.masks)
+        rows.append([name, s["frames"], f"{s['psnr']:.2f}", f"{s['ssim']:.3f}", f"{s['iou']:.3f}"])
+    rows.append(["surface error, avatar rest mesh (mm)", "", f"{surface:.2f}", "", ""])
+    rows.append(["surface error, mean hand for reference (mm)", "", f"{surface_mean_hand:.2f}", "", ""])
+    return rows, build_s
+
+
+def real_rows(work: Path) -> tuple[list[list[object]], float]:
+    ann = np.load(HGC / "annotations.npz")
+    cameras = [ht.Camera(float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])) for k in ann["K_crop"]]
+    paths = [HGC / str(p) for p in ann["image_path"]]
+    folder = work / "hgc_frames"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(paths[:200]):
+        (folder / f"{i:05d}{p.suffix}").write_bytes(p.read_bytes())
+    start = time.perf_counter()
+    avatar = build_avatar(folder, work / "hgc_avatar", camera=cameras[:200], resume=False)
+    build_s = time.perf_counter() - start
+    frames = []
+    for i in range(200, len(paths)):
+        frames.append(Frame(cv2.cvtColor(cv2.imread(str(paths[i])), cv2.COLOR_BGR2RGB), i, cameras[i]))
+    posed = fit_avatar(avatar, frames)
+    _picture(avatar, posed, frames)
+    scores = image_scores(avatar, frames, None)
+    return [["hgc frames 200-299 (novel views and poses)", scores["frames"], f"{scores['psnr']:.2f}",
+             f"{scores['ssim']:.3f}", "n/a"]], build_s
+
+
+def _picture(avatar, posed, frames: list[Frame], count: int = 8) -> None:
+    """docs/avatar_hgc.png: frames (top) and the avatar rendered over them (bottom)."""
+    kept = posed.fit.frames
+    chosen = np.linspace(0, len(kept) - 1, min(count, len(kept))).round().astype(int)
+    top, bottom = [], []
+    for k in chosen:
+        image = kept[k].image
+        with torch.no_grad():
+            rgb, alpha = avatar.render_vertices(posed.vertices[k:k + 1], posed.fit.cameras[k], image.shape[:2],
+                                                torch.from_numpy(posed.solution.light_positions[k:k + 1]),
+                                                posed.intensity[k:k + 1])
+        a = alpha[0].numpy()[..., None]
+        over = image.astype(np.float32) / 255 * (1 - a) + rgb[0].numpy() * a
+        top.append(image)
+        bottom.append(np.clip(over * 255, 0, 255).astype(np.uint8))
+    picture = np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)
+    PICTURE.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(PICTURE), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+
+
+def run(frames: int = 120, real: bool = True) -> str:
+    torch.set_num_threads(2)
+    header = ["evaluation", "frames fitted", "PSNR dB (in mask)", "SSIM (in mask)", "silhouette IoU"]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, synthetic_s = synthetic_rows(frames, Path(tmp))
+        parts = [f"Synthetic subject: built from {frames // 2} frames at 256x256 in {synthetic_s:.0f} s",
+                 markdown_table(header, rows)]
+        if real and HGC.is_dir():
+            real_table, real_s = real_rows(Path(tmp))
+            parts += [f"Real: hgc_realworld, built from frames 0-199 in {real_s:.0f} s; renders next to frames "
+                      f"200-299 in docs/{PICTURE.name}", markdown_table(header, real_table)]
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="avatar reconstruction quality and build time")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--skip-real", action="store_true")
+    args = parser.parse_args()
+    print(machine_description())
+    print(run(args.frames, real=not args.skip_real))
+
+
+if __name__ == "__main__":
+    main()
