@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .avatar import Avatar
 from .camera import Camera
 from .hand import HandModel
-from .render import Light, RenderMesh, projection_from_intrinsics, render_shaded, select_backend
+from .render import Light, RenderMesh, material_mip, projection_from_intrinsics, render_shaded, select_backend
 from .result import TrackingResult
 from .visualize import draw_skeleton
 
@@ -16,12 +17,21 @@ MESH_RGB = (0.55, 0.75, 0.95)
 
 class OverlayRenderer:
     """Renders each hand's mesh only inside its bounding box (a hand covers a small part of a
-    frame), shaded by a light at the camera, and blends it over the frame."""
+    frame), shaded by a light at the camera, and blends it over the frame: a plain blue mesh, or
+    with `avatar` (whose models `models` must be) the user's textured avatar. `models` maps each
+    reported handedness to the model that was fitted (`Tracker.models`)."""
 
-    def __init__(self, models: dict[str, HandModel], opacity: float = 0.6):
+    def __init__(self, models: dict[str, HandModel], opacity: float = 0.6, avatar: Avatar | None = None):
         self._backend = select_backend(device="cpu")
         self._meshes = {side: RenderMesh.create(m.faces, m.uvs, m.faces_uv, self._backend) for side, m in models.items()}
-        self._albedo = torch.tensor(MESH_RGB).expand(1, 4, 4, 3).contiguous()
+        plain = material_mip(torch.tensor(MESH_RGB).expand(1, 4, 4, 3).contiguous())
+        self._materials = {side: plain for side in models}
+        self._ambient = 0.35
+        if avatar is not None:
+            own = {side: avatar.for_side(m.side) for side, m in models.items()}
+            self._materials = {side: material_mip(torch.from_numpy(a.albedo)[None], torch.from_numpy(a.normal_map)[None])
+                               for side, a in own.items()}
+            self._ambient = avatar.ambient
         self.opacity = opacity
 
     def draw(self, image_rgb: np.ndarray, result: TrackingResult, mesh: bool = True) -> np.ndarray:
@@ -46,7 +56,7 @@ class OverlayRenderer:
         projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx - x0, camera.cy - y0, size)
         with torch.no_grad():
             shaded = render_shaded(verts, self._meshes[side], projection, size, Light(torch.zeros(1, 3)),
-                                   albedo=self._albedo, ambient=0.35, shadow=None, backend=self._backend)
+                                   mip=self._materials[side], ambient=self._ambient, shadow=None, backend=self._backend)
         alpha = shaded.alpha[0].numpy() * self.opacity
         crop = out[y0:y1, x0:x1].astype(np.float32)
         blended = crop * (1 - alpha) + 255.0 * shaded.image[0].numpy() * alpha

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from .avatar import Avatar
 from .camera import Camera
 from .fit import HandFit, LandmarkFitter
 from .fit.filtering import HandPoseFilter, PoseFilterSettings
@@ -37,10 +38,12 @@ class _Track:
 class Tracker:
     """Tracks up to `max_hands` hands in a stream of frames.
 
-    hand_model: a right-hand `HandModel` (default: the open model); left hands use its mirror.
-    hand_shape: (1, K) shape coefficients of the user's hand (e.g. from their avatar); None uses
-    the model's mean hand, so metric depth is then only as right as the mean size is for this
-    user (results say `hand_size_assumed`). landmarks: "mediapipe", "onnx" or "auto".
+    avatar: the user's `Avatar` (from enrollment): its personalized hand (true size, so metric
+    depth is right) is fitted, mirrored for the other hand; hand_model and hand_shape are then
+    not used. hand_model: a right-hand `HandModel` (default: the open model); left hands use its
+    mirror. hand_shape: (1, K) shape coefficients of the user's hand; None uses the model's mean
+    hand, so metric depth is then only as right as the mean size is for this user (results say
+    `hand_size_assumed`). landmarks: "mediapipe", "onnx" or "auto".
     mirrored: True for selfie views (handedness is then reported as the user sees it).
     smoothing: temporal filter settings, or None to switch filtering off.
     device: where the landmark model runs ("auto": CUDA for the ONNX backend when onnxruntime
@@ -52,18 +55,26 @@ class Tracker:
     """
 
     def __init__(self, hand_model: HandModel | None = None, hand_shape: torch.Tensor | None = None,
-                 landmarks: str = "mediapipe", max_hands: int = 2, mirrored: bool = False,
+                 avatar: Avatar | None = None, landmarks: str = "mediapipe", max_hands: int = 2, mirrored: bool = False,
                  smoothing: PoseFilterSettings | None = PoseFilterSettings(), device: str = "auto",
                  torch_threads: int | None = 1):
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
+        if avatar is not None:
+            hand_model, hand_shape = avatar.for_side("right").hand_model(), None
         right = hand_model or load_hand_model()
         if right.side != "right":
             raise ValueError("pass the right-hand model; the tracker mirrors it for left hands")
         if hand_shape is not None and tuple(hand_shape.shape) != (1, right.num_shape):
             raise ValueError(f"hand_shape must be (1, {right.num_shape}), got {tuple(hand_shape.shape)}")
-        self.models = {"right": right, "left": right.mirrored()}
+        # Keyed by the handedness the tracker reports. A selfie view shows each hand as its mirror
+        # image, so the hand the user calls right looks like a left hand: it is fitted with the
+        # left model, and its joints then project onto the mirrored image the user sees.
+        left = right.mirrored()
+        self.models = {"right": left, "left": right} if mirrored else {"right": right, "left": left}
         self.hand_shape = hand_shape
+        self.avatar = avatar
+        self.hand_size_known = avatar is not None or hand_shape is not None
         self._fitters = {side: LandmarkFitter(model, hand_shape) for side, model in self.models.items()}
         self._detector = create_detector(landmarks, max_hands=max_hands, mirrored=mirrored, device=device)
         self._smoothing = smoothing
@@ -74,7 +85,7 @@ class Tracker:
         self._frame_index = 0
         self._next_track_id = 1
         log.info("tracker: %s landmarks, hand size %s", landmarks,
-                 "given" if hand_shape is not None else "assumed (the model's mean hand)")
+                 "known" if self.hand_size_known else "assumed (the model's mean hand)")
 
     def process(self, image_rgb: np.ndarray, camera: Camera | None = None,
                 timestamp: float | None = None) -> TrackingResult:
@@ -126,7 +137,7 @@ class Tracker:
         for side in set(self._tracks) - seen:
             del self._tracks[side]
         result = TrackingResult(hands=hands, camera=camera, timestamp=t, frame_index=self._frame_index,
-                                image_size=(height, width), hand_size_assumed=self.hand_shape is None,
+                                image_size=(height, width), hand_size_assumed=not self.hand_size_known,
                                 timings=timings)
         self._frame_index += 1
         return result
