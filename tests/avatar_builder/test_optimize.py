@@ -1,0 +1,163 @@
+"""The staged avatar optimization on a small synthetic subject: the geometry stage fits the
+silhouettes, and an interrupted run resumes to the same result as an uninterrupted one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import harp_track as ht
+from avatar_builder.coarse import CoarseFit
+from avatar_builder.frames import Frame
+from avatar_builder.optimize import AvatarProblem, OptimizeSettings, optimize
+from avatar_builder.views import crop_views
+from harp_track.synthetic import make_enrollment_clip
+
+N = 6
+SETTINGS = OptimizeSettings(batch=2, texture_size=64)
+STAGES = ("geometry", "joint", "appearance")
+STEPS = (6, 6, 6)
+ALL = list(range(N))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_enrollment_clip(num_frames=N, image_size=(160, 160))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ht.load_hand_model()
+
+
+def coarse_from(clip, orient_offset=0.0):
+    """The clip's ground truth as a coarse fit (user masks given)."""
+    frames = [Frame(clip.frames[i], i, clip.camera, clip.masks[i]) for i in range(N)]
+    return CoarseFit(frames=frames, cameras=[clip.camera] * N, side="right", shape=clip.shape.copy(),
+                     global_orient=clip.global_orient + np.float32(orient_offset), pose=clip.pose.copy(),
+                     transl=clip.transl.copy(), landmarks=clip.keypoints_2d.astype(np.float32),
+                     reprojection_px=np.zeros(N, np.float32))
+
+
+@pytest.fixture(scope="module")
+def views(clip, model):
+    return crop_views(coarse_from(clip), model, 64)
+
+
+def silhouette_iou(problem):
+    """(N,) IoU of the problem's rendered silhouettes with the views' masks."""
+    with torch.no_grad():
+        alpha = problem.render(ALL, problem.posed(ALL).vertices, None).alpha[..., 0] > 0.5
+    masks = problem.views.masks > 0.5
+    return ((alpha & masks).sum((1, 2)).float() / (alpha | masks).sum((1, 2)).float()).numpy()
+
+
+def full_loss(problem, stage):
+    with torch.no_grad():
+        return float(problem.loss(ALL, stage)[0])
+
+
+def parameters(problem):
+    return {name: p.detach().clone() for name, p in problem.named_parameters()}
+
+
+# ---------------------------------------------------------------- the geometry stage
+
+@pytest.fixture(scope="module")
+def geometry_run(clip, model, views):
+    """15 geometry steps from poses turned by 0.1 rad about each axis-angle component."""
+    problem = AvatarProblem(model, coarse_from(clip, orient_offset=0.1), views, SETTINGS)
+    before = dict(loss=full_loss(problem, "geometry"), iou=silhouette_iou(problem))
+    solution = optimize(problem, progress=False, stages=("geometry",), steps=(15,))
+    after = dict(loss=full_loss(problem, "geometry"), iou=silhouette_iou(problem))
+    truth = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    return dict(before=before, after=after, solution=solution, truth_iou=silhouette_iou(truth))
+
+
+def test_geometry_stage_lowers_the_loss(geometry_run):
+    before, after = geometry_run["before"]["loss"], geometry_run["after"]["loss"]
+    assert np.isfinite(after) and after < 0.7 * before
+    history = geometry_run["solution"].history
+    assert len(history) == 15 and all(h["stage"] == 0 for h in history)
+    assert {"silhouette", "keypoints", "laplacian", "displacement", "shape_prior", "pose_prior"} <= history[0].keys()
+    assert "photometric" not in history[0]  # the geometry stage does not see colours
+
+
+def test_geometry_stage_recovers_the_silhouettes(geometry_run):
+    truth, before, after = geometry_run["truth_iou"], geometry_run["before"]["iou"], geometry_run["after"]["iou"]
+    assert truth.min() > 0.95  # the ground-truth pose does explain the masks
+    assert before.mean() < 0.8  # the perturbation is visible
+    assert after.mean() > before.mean() + 0.05
+    assert (after > before).all()
+
+
+def test_geometry_stage_changes_geometry_not_appearance(geometry_run, clip):
+    s = geometry_run["solution"]
+    assert not np.allclose(s.global_orient, clip.global_orient + 0.1)
+    assert np.abs(s.displacement).max() <= 0.005 + 1e-7  # the clamp
+    assert not s.texel_seen.any()  # no colour gradient reached the albedo
+    assert s.albedo.shape == (64, 64, 3) and s.normal_map.shape == (64, 64, 3)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+@pytest.fixture(scope="module")
+def uninterrupted(clip, model, views):
+    problem = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    solution = optimize(problem, progress=False, stages=STAGES, steps=STEPS)
+    return parameters(problem), solution
+
+
+def assert_same_result(problem, solution, reference):
+    ref_params, ref_solution = reference
+    got = parameters(problem)
+    assert got.keys() == ref_params.keys()
+    for name, value in ref_params.items():
+        assert torch.allclose(got[name], value, rtol=0, atol=1e-6), name
+    assert len(solution.history) == len(ref_solution.history) == sum(STEPS)
+    assert solution.history == ref_solution.history
+
+
+def test_resume_after_an_interrupt_inside_a_step(tmp_path, clip, model, views, uninterrupted):
+    """Ctrl-C while step 4 of the joint stage computes its loss (before the update)."""
+    checkpoint = tmp_path / "checkpoint.pt"
+    problem = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    calls = []
+
+    def interrupt(module, args):
+        calls.append(1)
+        if len(calls) == STEPS[0] + 4 + 1:  # one forward pass of the hand model per step
+            raise KeyboardInterrupt
+
+    handle = problem.model.register_forward_pre_hook(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        optimize(problem, checkpoint=checkpoint, progress=False, stages=STAGES, steps=STEPS)
+    handle.remove()
+    assert checkpoint.is_file()
+    fresh = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    solution = optimize(fresh, checkpoint=checkpoint, progress=False, stages=STAGES, steps=STEPS)
+    assert_same_result(fresh, solution, uninterrupted)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "optimize()'s KeyboardInterrupt handler saves the interrupted step's index even when that "
+    "step's update was already applied (an interrupt in on_step, the progress bar or a periodic "
+    "save): the resumed run repeats the step and its history holds it twice"))
+def test_resume_after_an_interrupt_between_steps(tmp_path, clip, model, views, uninterrupted):
+    """Ctrl-C right after step 4 of the joint stage (from the on_step callback)."""
+    checkpoint = tmp_path / "checkpoint.pt"
+    seen = []
+
+    def stop(stage, step, terms):
+        seen.append((stage, step))
+        if (stage, step) == ("joint", 4):
+            raise KeyboardInterrupt
+
+    problem = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    with pytest.raises(KeyboardInterrupt):
+        optimize(problem, checkpoint=checkpoint, progress=False, on_step=stop, stages=STAGES, steps=STEPS)
+    assert seen[-1] == ("joint", 4) and len(seen) == STEPS[0] + 5 and checkpoint.is_file()
+    fresh = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    solution = optimize(fresh, checkpoint=checkpoint, progress=False, stages=STAGES, steps=STEPS)
+    assert_same_result(fresh, solution, uninterrupted)
