@@ -37,7 +37,7 @@ class BuildSettings:
     camera cannot tell a big far hand from a small near one), None takes MediaPipe's estimate;
     optimize: the staged optimization's settings."""
 
-    max_views: int = 100
+    max_views: int = 50
     crop_size: int = 256
     subdivisions: int = 1
     side: str | None = None

@@ -28,7 +28,7 @@ class PoseFit:
     intensity: torch.Tensor
 
 
-def fit_avatar(avatar: Avatar, frames: list[Frame], crop_size: int = 256, iterations_per_frame: int = 60,
+def fit_avatar(avatar: Avatar, frames: list[Frame], crop_size: int = 256, iterations_per_frame: int = 100,
                batch: int = 8, settings: OptimizeSettings | None = None, progress: bool = False) -> PoseFit:
     """Pose `avatar` in `frames`: landmarks and a landmark fit with the avatar's skeleton, then
     per-frame pose, translation and light refined by the same photometric, silhouette and

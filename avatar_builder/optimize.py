@@ -53,10 +53,12 @@ class LossWeights:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizeSettings:
-    """Steps per stage (geometry, joint, appearance), views per step, learning rates (Adam) and
-    loss weights. Defaults build 100 views at 256² in a few minutes on a 2-core CPU."""
+    """How often each view is optimized per stage (geometry, joint, appearance: a view's pose only
+    moves when the view is in a batch, so the step count scales with the number of views; `steps`
+    sets the counts directly instead), views per step, learning rates (Adam) and loss weights."""
 
-    steps: tuple[int, int, int] = (150, 300, 150)
+    view_updates: tuple[int, int, int] = (60, 80, 20)
+    steps: tuple[int, int, int] | None = None
     batch: int = 8
     texture_size: int = 512
     seed: int = 0
@@ -171,7 +173,7 @@ class AvatarProblem(torch.nn.Module):
         shaded = self.render(idx, out.vertices, images)
         terms: dict[str, torch.Tensor] = {}
         if stage != "appearance":
-            terms["silhouette"] = w.silhouette * ((shaded.alpha[..., 0] - masks).square() * valid).mean()
+            terms["silhouette"] = w.silhouette * _multiscale_silhouette(shaded.alpha[..., 0], masks, valid)
             k = self.intrinsics[idx]
             uv = out.keypoints[..., :2] / out.keypoints[..., 2:].clamp(min=1e-3) * k[:, None, :2] + k[:, None, 2:]
             err = (uv - v.landmarks[idx]) / v.size
@@ -194,7 +196,7 @@ class AvatarProblem(torch.nn.Module):
                                                         + (nxy[:, :, 1:] - nxy[:, :, :-1]).square().mean())
             terms["normal_magnitude"] = w.normal_magnitude * nxy.square().mean()
         total = sum(terms.values())
-        return total, {k: float(t) for k, t in terms.items()}
+        return total, {k: float(t.detach()) for k, t in terms.items()}
 
     def groups(self, stage: str) -> list[dict]:
         s = self.settings
@@ -224,6 +226,19 @@ class AvatarProblem(torch.nn.Module):
                 history=list(history))
 
 
+def _multiscale_silhouette(alpha: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, levels: int = 4) -> torch.Tensor:
+    """Squared silhouette difference at full, 1/2, 1/4 and 1/8 resolution, summed. Silhouette
+    gradients only exist at the render's edges; comparing averaged blocks lets an edge feel a
+    part of the mask a few pixels away, so a finger that misses its mask is pulled onto it."""
+    a, m, v = alpha[:, None], mask[:, None] * valid[:, None], valid[:, None]
+    total = alpha.new_zeros(())
+    for level in range(levels):
+        if level:
+            a, m, v = (F.avg_pool2d(x, 2) for x in (a, m, v))
+        total = total + ((a - m).square() * v).mean()
+    return total
+
+
 def _charbonnier(x: torch.Tensor, eps: float) -> torch.Tensor:
     """A robust L1: sqrt(x² + eps²) - eps."""
     return (x.square() + eps * eps).sqrt() - eps
@@ -238,7 +253,7 @@ def _uniform_laplacian(faces: torch.Tensor, num_vertices: int) -> torch.Tensor:
     values = -1.0 / degree[edges[:, 0]]
     index = torch.cat([edges.T, torch.arange(num_vertices).expand(2, -1)], 1)
     return torch.sparse_coo_tensor(index, torch.cat([values, torch.ones(num_vertices)]),
-                                   (num_vertices, num_vertices)).coalesce()
+                                   (num_vertices, num_vertices), check_invariants=True).coalesce()
 
 
 def optimize(problem: AvatarProblem, checkpoint: Path | None = None, progress: bool = True,
@@ -248,7 +263,8 @@ def optimize(problem: AvatarProblem, checkpoint: Path | None = None, progress: b
     `checkpoint`, the state is saved there every 25 steps and on Ctrl-C, and a run finds its place
     again from it (same seed, same result as uninterrupted)."""
     s = problem.settings
-    steps_per_stage = steps or s.steps
+    views = len(problem.views.cameras)
+    steps_per_stage = steps or s.steps or tuple(-(-views * u // s.batch) for u in s.view_updates)
     state = {"stage": 0, "step": 0, "history": []}
     optimizer = None
     if checkpoint is not None and checkpoint.is_file():
@@ -268,8 +284,8 @@ def optimize(problem: AvatarProblem, checkpoint: Path | None = None, progress: b
         generator = np.random.default_rng([s.seed, stage_index])
         order = [generator.choice(len(problem.views.cameras), size=min(s.batch, len(problem.views.cameras)),
                                   replace=False) for _ in range(steps)]
-        bar = tqdm(range(state["step"] if state["stage"] == stage_index else 0, steps), desc=f"avatar: {stage}",
-                   unit="step", disable=not progress)
+        done = state["step"] if state["stage"] == stage_index else 0  # steps whose update is complete
+        bar = tqdm(range(done, steps), desc=f"avatar: {stage}", unit="step", disable=not progress)
         try:
             for step in bar:
                 optimizer.zero_grad(set_to_none=True)
@@ -285,14 +301,15 @@ def optimize(problem: AvatarProblem, checkpoint: Path | None = None, progress: b
                         light[2].clamp_(max=0.3)
                 terms["stage"] = stage_index
                 state["history"].append(terms)
-                bar.set_postfix(loss=f"{float(total):.4f}")
+                done = step + 1
+                bar.set_postfix(loss=f"{float(total.detach()):.4f}")
                 if on_step is not None:
                     on_step(stage, step, terms)
                 if checkpoint is not None and (step + 1) % 25 == 0:
                     _save(checkpoint, problem, (optimizer, schedule), stage_index, step + 1, state["history"])
         except KeyboardInterrupt:
             if checkpoint is not None:
-                _save(checkpoint, problem, (optimizer, schedule), stage_index, step, state["history"])
+                _save(checkpoint, problem, (optimizer, schedule), stage_index, done, state["history"])
                 log.warning("interrupted: progress saved to %s; run again to resume", checkpoint)
             raise
         state = {"stage": stage_index + 1, "step": 0, "history": state["history"]}

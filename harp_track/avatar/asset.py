@@ -26,7 +26,9 @@ import torch
 from ..camera import Camera
 from ..hand import HandModel, HandModelData, HandModelError
 from ..render import Light, RenderMesh, material_mip, projection_from_intrinsics, render_shaded, select_backend
+from ..mesh_io import save_textured_obj
 from ..result import TrackedHand
+from .gltf import export_glb
 
 AVATAR_VERSION = 1
 _FILES = ("avatar.json", "hand_model.npz", "albedo.png", "normal.png")
@@ -69,12 +71,11 @@ class Avatar:
         return HandModel(self.hand).to(device)
 
     def mirrored(self) -> "Avatar":
-        """The same person's other hand: mirrored mesh and skeleton; the UV maps are shared (the
-        mesh keeps its UVs), the normal map's tangent x flips with the mirrored tangent frame."""
-        normal = self.normal_map.copy()
-        normal[..., 0] = 1.0 - normal[..., 0]
+        """The same person's other hand: mirrored mesh and skeleton. Both maps are shared as they
+        are: the mesh keeps its UVs, and the tangent frame mirrors with the re-wound faces (its
+        handedness flips), which mirrors the normal map's detail."""
         light = self.light_position * np.array([-1.0, 1.0, 1.0], np.float32)
-        return dataclasses.replace(self, hand=self.hand.mirrored(), normal_map=normal, light_position=light)
+        return dataclasses.replace(self, hand=self.hand.mirrored(), light_position=light)
 
     def for_side(self, side: str) -> "Avatar":
         """This avatar, mirrored when `side` is the other hand."""
@@ -130,10 +131,8 @@ class Avatar:
 
     def export(self, folder: str | Path) -> dict[str, Path]:
         """Write avatar.glb (skinned, textured glTF 2.0) and avatar.obj/.mtl (rest mesh) into `folder`."""
-        from ..mesh_io import save_textured_obj
-        from .gltf import export_glb
-
         folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         albedo, normal = _to_uint8(self.albedo), _to_uint8(self.normal_map)
         glb = export_glb(folder / "avatar.glb", self.hand, albedo, normal, name="hand")
         obj = save_textured_obj(folder / "avatar.obj", self.hand.vertices, self.hand.faces, self.hand.uvs,

@@ -238,11 +238,6 @@ def test_mirrored_avatar_without_normal_detail_renders_the_mirrored_image(flat_a
     torch.testing.assert_close(rgb_m.flip(1), rgb, atol=1e-4, rtol=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Avatar.mirrored() flips the normal map's x (normal[..., 0] = 1 - normal[..., 0]), but the "
-    "renderer already mirrors the tangent frame with the mesh (the handedness w flips for the "
-    "mirrored, re-wound faces and the bitangent is w * (n x t)), so the mirrored avatar's normal "
-    "detail is shaded as if reflected twice"))
 def test_mirrored_avatar_renders_the_mirrored_image(mirrored_renders):
     rgb, alpha, rgb_m, alpha_m = mirrored_renders
     torch.testing.assert_close(rgb_m.flip(1), rgb, atol=1e-4, rtol=0)

@@ -140,10 +140,6 @@ def test_resume_after_an_interrupt_inside_a_step(tmp_path, clip, model, views, u
     assert_same_result(fresh, solution, uninterrupted)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "optimize()'s KeyboardInterrupt handler saves the interrupted step's index even when that "
-    "step's update was already applied (an interrupt in on_step, the progress bar or a periodic "
-    "save): the resumed run repeats the step and its history holds it twice"))
 def test_resume_after_an_interrupt_between_steps(tmp_path, clip, model, views, uninterrupted):
     """Ctrl-C right after step 4 of the joint stage (from the on_step callback)."""
     checkpoint = tmp_path / "checkpoint.pt"
