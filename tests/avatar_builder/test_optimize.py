@@ -7,37 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-import harp_track as ht
-from avatar_builder.coarse import CoarseFit
-from avatar_builder.frames import Frame
 from avatar_builder.optimize import AvatarProblem, OptimizeSettings, optimize
 from avatar_builder.views import crop_views
-from harp_track.synthetic import make_enrollment_clip
 
-N = 6
+from .subject import N, coarse_from
+
 SETTINGS = OptimizeSettings(batch=2, texture_size=64)
 STAGES = ("geometry", "joint", "appearance")
 STEPS = (6, 6, 6)
 ALL = list(range(N))
-
-
-@pytest.fixture(scope="module")
-def clip():
-    return make_enrollment_clip(num_frames=N, image_size=(160, 160))
-
-
-@pytest.fixture(scope="module")
-def model():
-    return ht.load_hand_model()
-
-
-def coarse_from(clip, orient_offset=0.0):
-    """The clip's ground truth as a coarse fit (user masks given)."""
-    frames = [Frame(clip.frames[i], i, clip.camera, clip.masks[i]) for i in range(N)]
-    return CoarseFit(frames=frames, cameras=[clip.camera] * N, side="right", shape=clip.shape.copy(),
-                     global_orient=clip.global_orient + np.float32(orient_offset), pose=clip.pose.copy(),
-                     transl=clip.transl.copy(), landmarks=clip.keypoints_2d.astype(np.float32),
-                     reprojection_px=np.zeros(N, np.float32))
 
 
 @pytest.fixture(scope="module")

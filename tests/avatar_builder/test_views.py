@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import harp_track as ht
-from avatar_builder.coarse import CoarseFit, select_views
-from avatar_builder.frames import Frame
+from avatar_builder.coarse import select_views
 from avatar_builder.views import crop_views
-from harp_track.synthetic import make_enrollment_clip
 
-N = 6
+from .subject import N, coarse_from
+
 CROP = 96
 MARGIN = 0.2  # crop_views' default
 
@@ -64,23 +62,6 @@ def test_select_views_spreads_over_time_within_a_view():
 
 
 # ---------------------------------------------------------------- crops and masks
-
-@pytest.fixture(scope="module")
-def clip():
-    return make_enrollment_clip(num_frames=N, image_size=(160, 160))
-
-
-@pytest.fixture(scope="module")
-def model():
-    return ht.load_hand_model()
-
-
-def coarse_from(clip, with_masks):
-    frames = [Frame(clip.frames[i], i, clip.camera, clip.masks[i] if with_masks else None) for i in range(N)]
-    return CoarseFit(frames=frames, cameras=[clip.camera] * N, side="right", shape=clip.shape.copy(),
-                     global_orient=clip.global_orient.copy(), pose=clip.pose.copy(), transl=clip.transl.copy(),
-                     landmarks=clip.keypoints_2d.astype(np.float32), reprojection_px=np.zeros(N, np.float32))
-
 
 @pytest.fixture(scope="module")
 def views_masked(clip, model):
