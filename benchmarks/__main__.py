@@ -18,6 +18,7 @@ BENCHMARKS = [
     ("render", "Renderer (full shaded hand render)"),
     ("landmarks", "Hand landmarks"),
     ("tracking", "Tracking: accuracy on real frames, jitter, speed"),
+    ("avatar", "Avatars: reconstruction quality and build time"),
 ]
 
 
