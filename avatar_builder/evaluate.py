@@ -28,21 +28,30 @@ class PoseFit:
     intensity: torch.Tensor
 
 
-def fit_avatar(avatar: Avatar, frames: list[Frame], crop_size: int = 256, iterations_per_frame: int = 100,
+def fit_avatar(avatar: Avatar, frames: list[Frame], schedule: tuple[tuple[int, int], ...] = ((256, 100),),
                batch: int = 8, settings: OptimizeSettings | None = None, progress: bool = False) -> PoseFit:
     """Pose `avatar` in `frames`: landmarks and a landmark fit with the avatar's skeleton, then
     per-frame pose, translation and light refined by the same photometric, silhouette and
-    keypoint loss the builder uses, with shape and appearance held fixed."""
+    keypoint loss the builder uses, with shape and appearance held fixed. schedule: (crop size,
+    Adam steps per frame) passes, each starting where the last ended (coarse to fine)."""
     fit = coarse_fit(frames, avatar.for_side("right").hand_model(), side=avatar.side,
                      shape=np.zeros(0, np.float32), min_frames=1, progress=progress)
     model = avatar.hand_model()
-    views = crop_views(fit, model, crop_size)
     # Larger steps than the builder's: a pose starts further from its optimum than a shared shape.
     settings = settings or OptimizeSettings(lr_rotation=0.01, lr_transl=0.00125)
     settings = dataclasses.replace(settings, batch=batch, texture_size=avatar.albedo.shape[0])
-    problem = AvatarProblem(model, fit, views, settings, avatar=avatar)
-    steps = max(1, int(np.ceil(len(fit.frames) * iterations_per_frame / batch)))
-    solution = optimize(problem, progress=progress, stages=(POSE_STAGE,), steps=(steps,))
+    lights = None
+    for crop_size, iterations in schedule:
+        problem = AvatarProblem(model, fit, crop_views(fit, model, crop_size), settings, avatar=avatar)
+        if lights is not None:
+            with torch.no_grad():
+                for param, value in zip(list(problem.light) + list(problem.intensity), lights):
+                    param.copy_(value)
+        steps = max(1, int(np.ceil(len(fit.frames) * iterations / batch)))
+        solution = optimize(problem, progress=progress, stages=(POSE_STAGE,), steps=(steps,))
+        fit = dataclasses.replace(fit, global_orient=solution.global_orient, pose=solution.pose,
+                                  transl=solution.transl)
+        lights = [p.detach().clone() for p in list(problem.light) + list(problem.intensity)]
     idx = list(range(len(fit.frames)))
     with torch.no_grad():
         vertices = problem.posed(idx).vertices

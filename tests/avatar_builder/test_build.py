@@ -71,8 +71,8 @@ def test_avatar_explains_frames_it_was_built_from(built, clip):
     flat = dataclasses.replace(avatar, albedo=np.broadcast_to(avatar.albedo.mean((0, 1)), avatar.albedo.shape).copy())
     # The whole clip in order (MediaPipe follows the hand from frame to frame), scored on the two
     # fitted frames showing most of the tattoo on the back of the hand: where a texture must show.
-    posed = fit_avatar(avatar, [Frame(f, i, clip.camera) for i, f in enumerate(clip.frames)], crop_size=96,
-                       iterations_per_frame=10, batch=4)
+    posed = fit_avatar(avatar, [Frame(f, i, clip.camera) for i, f in enumerate(clip.frames)],
+                       schedule=((96, 10),), batch=4)
     ink = [int(((f.image.mean(-1) < 40) & clip.masks[f.index]).sum()) for f in posed.fit.frames]
     assert max(ink) > 20
     for k in np.argsort(ink)[-2:]:
