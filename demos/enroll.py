@@ -431,12 +431,14 @@ def _build_command(clip: Path, out: Path, camera: Camera | None) -> str:
     return f"harp enroll --video {clip} --out {out}{intrinsics}"
 
 
-def _build(clip: Path, out: Path, camera: Camera | None, device: str) -> int:
+def _build(clip: Path, out: Path, camera: Camera | None, device: str, hand_length: float | None = None) -> int:
     """Run the avatar builder on the clip; exit code 2 with its advice when the clip is unusable."""
-    from avatar_builder import EnrollmentError, build_avatar  # the builder is heavy: only load it to build
+    # The builder is heavy: only load it to build.
+    from avatar_builder import BuildSettings, EnrollmentError, build_avatar
 
     try:
-        build_avatar(clip, out_dir=out, camera=camera, device=device, progress=True)
+        build_avatar(clip, out_dir=out, camera=camera, device=device, progress=True,
+                     settings=BuildSettings(hand_length=hand_length))
     except EnrollmentError as error:
         print(f"enrollment failed: {error}\nthe clip is kept: {clip}", file=sys.stderr)
         return 2
@@ -487,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
     if args.record_only:
         print(f"recorded; build later with: {_build_command(source, out, recording.camera)}")
         return 0
-    return _build(source, out, recording.camera, args.device)
+    return _build(source, out, recording.camera, args.device, args.hand_length)
 
 
 def _positive_seconds(text: str) -> float:
@@ -518,3 +520,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the builder assumes a 60-degree field of view)")
     parser.add_argument("--record-only", action="store_true", help="stop after writing the clip; build later")
     parser.add_argument("--device", default="auto", help="where the builder runs: auto, cpu or cuda (default auto)")
+    parser.add_argument("--hand-length", type=float, metavar="METRES",
+                        help="your hand, wrist crease to middle fingertip (e.g. 0.19): the avatar's true size; "
+                        "without it MediaPipe's estimate is used")
