@@ -57,6 +57,26 @@ def hand_length(keypoints: np.ndarray | torch.Tensor):
     return (steps.norm(dim=-1) if isinstance(steps, torch.Tensor) else np.linalg.norm(steps, axis=-1)).sum(-1)
 
 
+def ruler_length(model: HandModel, shape: torch.Tensor | None = None) -> float:
+    """The hand length a ruler measures on the rest hand, metres: from the wrist joint to the
+    farthest point of the hand (the middle fingertip)."""
+    with torch.no_grad():
+        out = model(shape=shape)
+    wrist = out.joints[0, model.data.joint_roles.index("wrist")] if "wrist" in model.data.joint_roles \
+        else out.keypoints[0, 0]
+    return float((out.vertices[0] - wrist).norm(dim=-1).max())
+
+
+def keypoint_length_for_ruler(model: HandModel, ruler: float) -> float:
+    """The `hand_length` of keypoints for a hand a ruler measures `ruler` metres long. The wrist
+    landmark sits 2-3 cm up the palm from the wrist crease and the fingertip landmark inside the
+    tip, so the two lengths differ; their ratio on the model's mean hand converts one to the
+    other (shape changes are mostly of size, which keeps the ratio)."""
+    with torch.no_grad():
+        keypoint = float(hand_length(model.keypoints()[0]))
+    return ruler * keypoint / ruler_length(model)
+
+
 def shape_for_length(model: HandModel, length: float, iterations: int = 50) -> np.ndarray:
     """The smallest shape change (K,) that gives the rest hand `length` metres (see `hand_length`).
 
@@ -82,8 +102,9 @@ def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = N
                progress: bool = True) -> CoarseFit:
     """Detect the hand in every frame (MediaPipe), fix one shape for the clip, then fit pose and
     translation per frame (warm-started along the clip). The shape is `shape` (K,) when given
-    (e.g. an avatar's), else the mean hand scaled to `length` metres (`hand_length`), else to
-    MediaPipe's median hand length over the clip. Frames without a hand, or whose fit cannot
+    (e.g. an avatar's), else the mean hand changed to the ruler length `length` metres (wrist
+    crease to middle fingertip, `ruler_length`), else to MediaPipe's median keypoint hand length
+    over the clip. Frames without a hand, or whose fit cannot
     reproduce the landmarks, are dropped; fewer than `min_frames` left raises EnrollmentError."""
     detector = create_detector("mediapipe", max_hands=1, mirrored=mirrored)
     detections = []
@@ -102,7 +123,9 @@ def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = N
     model = right_model if side == "right" else right_model.mirrored()
 
     if shape is None:
-        length = length or float(np.median(hand_length(np.stack([d.world_xyz for _, d in seen]))))
+        # MediaPipe's world landmarks are keypoints already; a given length is a ruler's.
+        length = (keypoint_length_for_ruler(model, length) if length
+                  else float(np.median(hand_length(np.stack([d.world_xyz for _, d in seen])))))
         shape = shape_for_length(model, length)
 
     fitter = LandmarkFitter(model, torch.from_numpy(shape)[None].float() if model.num_shape else None)

@@ -27,7 +27,7 @@ import torch
 
 import harp_track as ht
 from avatar_builder import BuildSettings, build_avatar
-from avatar_builder.coarse import hand_length
+from avatar_builder.coarse import ruler_length
 from avatar_builder.evaluate import fit_avatar
 from avatar_builder.frames import Frame
 from avatar_builder.metrics import psnr, silhouette_iou, ssim, surface_error_mm
@@ -87,7 +87,7 @@ def synthetic_rows(num_frames: int, work: Path) -> tuple[list[list[object]], flo
     base = ht.load_hand_model(side=clip.side)
     with torch.no_grad():
         true_rest = base(shape=torch.from_numpy(clip.shape)[None].float()).vertices[0].numpy()
-        length = float(hand_length(base.keypoints(shape=torch.from_numpy(clip.shape)[None].float())[0]))
+        length = ruler_length(base, torch.from_numpy(clip.shape)[None].float())
         mean_rest = base().vertices[0].numpy()
 
     def surface(avatar) -> float:

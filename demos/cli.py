@@ -59,12 +59,21 @@ def _demo_enrollment(out: Path, frames: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(clip.frames):
         cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    settings = BuildSettings(max_views=24, crop_size=192,
+    # The subject's true hand length, as a user would give it with --hand-length: one camera
+    # cannot tell size from distance, and MediaPipe's guess is poor on renders.
+    import torch
+
+    from avatar_builder.coarse import ruler_length
+    from harp_track import load_hand_model
+
+    with torch.no_grad():
+        length = ruler_length(load_hand_model(), torch.from_numpy(clip.shape)[None].float())
+    settings = BuildSettings(max_views=24, crop_size=192, hand_length=length,
                              optimize=OptimizeSettings(view_updates=(30, 40, 15), texture_size=256))
     start = time.perf_counter()
     avatar = build_avatar(folder, out, camera=clip.camera, settings=settings)
-    print(f"enrolled a synthetic {avatar.side} hand from {frames} frames in {time.perf_counter() - start:.0f} s "
-          f"(quick settings): {out} (avatar.glb, avatar.obj, report.png)")
+    print(f"enrolled a synthetic {avatar.side} hand ({100 * length:.1f} cm long) from {frames} frames in "
+          f"{time.perf_counter() - start:.0f} s (quick settings): {out} (avatar.glb, avatar.obj, report.png)")
 
 
 def _track(args: argparse.Namespace) -> int:

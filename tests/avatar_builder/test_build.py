@@ -10,6 +10,7 @@ import torch
 
 import harp_track as ht
 from avatar_builder import BuildSettings, EnrollmentError, OptimizeSettings, build_avatar
+from avatar_builder.coarse import ruler_length
 from avatar_builder.evaluate import fit_avatar
 from avatar_builder.frames import Frame
 from avatar_builder.metrics import psnr, silhouette_iou, surface_error_mm
@@ -32,10 +33,7 @@ def built(clip, tmp_path_factory):
         cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     out = tmp_path_factory.mktemp("avatar")
     # The true hand length removes the one thing a single camera cannot see (size vs distance).
-    base = ht.load_hand_model()
-    with torch.no_grad():
-        kp = base.keypoints(shape=torch.from_numpy(clip.shape)[None].float())[0].numpy()
-    length = float(sum(np.linalg.norm(kp[b] - kp[a]) for a, b in ((0, 9), (9, 10), (10, 11), (11, 12))))
+    length = ruler_length(ht.load_hand_model(), torch.from_numpy(clip.shape)[None].float())
     settings = BuildSettings(**{**SMALL.__dict__, "hand_length": length})
     avatar = build_avatar(folder, out, camera=clip.camera, settings=settings, progress=False)
     return avatar, out
