@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from harp_track import Camera, HandModel
 from harp_track.fit import LandmarkFitter
+from harp_track.keypoints import palm_normal
 from harp_track.landmarks import create_detector
 
 from .errors import EnrollmentError
@@ -161,10 +162,7 @@ def palm_directions(fit: CoarseFit, model: HandModel) -> np.ndarray:
     with torch.no_grad():
         kp = model.keypoints(global_orient=torch.from_numpy(fit.global_orient),
                              pose=torch.from_numpy(fit.pose)).numpy()
-    normal = np.cross(kp[:, 5] - kp[:, 0], kp[:, 17] - kp[:, 0])
-    # The cross product points out of the palm for a right hand; a left hand is its mirror image.
-    normal = normal if fit.side == "left" else -normal
-    return normal / np.linalg.norm(normal, axis=1, keepdims=True)
+    return palm_normal(kp, fit.side)
 
 
 def select_views(directions: np.ndarray, count: int, bins_polar: int = 6, bins_azimuth: int = 8) -> np.ndarray:
@@ -178,7 +176,8 @@ def select_views(directions: np.ndarray, count: int, bins_polar: int = 6, bins_a
     azimuth = np.arctan2(directions[:, 1], directions[:, 0])
     b = (np.minimum((polar / np.pi * bins_polar).astype(int), bins_polar - 1) * bins_azimuth
          + ((azimuth + np.pi) / (2 * np.pi) * bins_azimuth).astype(int) % bins_azimuth)
-    queues = [list(np.flatnonzero(b == k)) for k in np.unique(b)]
+    # Bins in the order the clip first reaches them, so the choice does not hang on bin labels.
+    queues = sorted((list(np.flatnonzero(b == k)) for k in np.unique(b)), key=lambda q: q[0])
     # Within a bin, take frames in an order that spreads over time: middle, then quarters, ...
     orders = [[q[i] for i in _spread_order(len(q))] for q in queues]
     chosen: list[int] = []

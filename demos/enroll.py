@@ -26,6 +26,7 @@ import numpy as np
 
 from demos.webcam import parse_intrinsics
 from harp_track.camera import Camera
+from harp_track.keypoints import palm_normal
 from harp_track.result import TrackedHand
 from harp_track.tracker import Tracker
 from harp_track.visualize import draw_skeleton
@@ -68,10 +69,7 @@ def palm_orientation(joints: np.ndarray, handedness: str) -> tuple[float, float]
     joints: (21, 3) camera space. Yaw 0 is the palm facing the camera, +-180 the back; positive
     yaw turns the palm towards image right. Positive pitch: the palm faces up. The line of sight,
     not the optical axis, so a hand at the edge of a wide-angle frame is judged as it is seen."""
-    normal = np.cross(joints[5] - joints[0], joints[17] - joints[0])  # index MCP x little MCP
-    if handedness == "left":
-        normal = -normal  # the left hand is the mirrored model: the cross product flips
-    normal = normal / (np.linalg.norm(normal) + 1e-12)
+    normal = palm_normal(joints, handedness)
     forward = joints[[0, 5, 9, 13, 17]].mean(0)
     forward = forward / np.linalg.norm(forward)
     right = np.cross((0.0, 1.0, 0.0), forward)
@@ -90,8 +88,7 @@ def orientation_bin(yaw: float, pitch: float) -> str:
 
 def finger_bin(joints: np.ndarray) -> str | None:
     """The finger bin of (21, 3) joints: "spread", "closed" (together, or curled) or None (in between)."""
-    normal = np.cross(joints[5] - joints[0], joints[17] - joints[0])
-    normal = normal / (np.linalg.norm(normal) + 1e-12)
+    normal = palm_normal(joints, "right")  # only the plane matters here, not which way it faces
 
     def in_palm(a: int, b: int) -> np.ndarray:
         v = joints[b] - joints[a]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 NUM_KEYPOINTS = 21
 
 KEYPOINT_NAMES: tuple[str, ...] = (
@@ -24,3 +26,15 @@ FINGER_KEYPOINTS: tuple[tuple[int, int, int, int], ...] = tuple(
 KEYPOINT_PARENTS: tuple[int, ...] = (-1,) + tuple(
     0 if k % 4 == 1 else k - 1 for k in range(1, NUM_KEYPOINTS)
 )
+
+
+def palm_normal(keypoints: np.ndarray, side: str) -> np.ndarray:
+    """(..., 21, 3) keypoints -> (..., 3) unit normal pointing out of the palm.
+
+    index MCP x little MCP (from the wrist) points out of a right palm; a left hand is the
+    mirror image, which flips the cross product.
+    """
+    normal = np.cross(keypoints[..., 5, :] - keypoints[..., 0, :], keypoints[..., 17, :] - keypoints[..., 0, :])
+    if side == "left":
+        normal = -normal
+    return normal / (np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-12)
