@@ -58,6 +58,9 @@ class Avatar:
     shape: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     base_model: str = ""
     version: int = AVATAR_VERSION
+    # Derived once per avatar (model, mirrored twin, render mesh, texture pyramid): `render` is
+    # called per frame. `dataclasses.replace` starts a new cache.
+    _cache: dict = dataclasses.field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -68,7 +71,10 @@ class Avatar:
 
     def hand_model(self, device: str | torch.device = "cpu") -> HandModel:
         """The avatar's own `HandModel` (pose it with the base model's pose parameters)."""
-        return HandModel(self.hand).to(device)
+        key = ("model", str(device))
+        if key not in self._cache:
+            self._cache[key] = HandModel(self.hand).to(device)
+        return self._cache[key]
 
     def mirrored(self) -> "Avatar":
         """The same person's other hand: mirrored mesh and skeleton. Both maps are shared as they
@@ -79,7 +85,11 @@ class Avatar:
 
     def for_side(self, side: str) -> "Avatar":
         """This avatar, mirrored when `side` is the other hand."""
-        return self if side == self.side else self.mirrored()
+        if side == self.side:
+            return self
+        if "mirrored" not in self._cache:
+            self._cache["mirrored"] = self.mirrored()
+        return self._cache["mirrored"]
 
     # ---- rendering ------------------------------------------------------------------------
     def render(self, hand: TrackedHand, camera: Camera, image_size: Sequence[int],
@@ -102,11 +112,16 @@ class Avatar:
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """Render posed avatar vertices (B, V, 3) metres camera space with a point light (B, 3)
         of `intensity` (scalar or (B,)): (B, H, W, 3) rgb over black and (B, H, W) alpha."""
-        backend = select_backend(device=vertices.device)
-        mesh = RenderMesh.create(torch.as_tensor(self.hand.faces), torch.as_tensor(self.hand.uvs),
-                                 torch.as_tensor(self.hand.faces_uv), backend)
+        key = ("render", str(vertices.device), vertices.dtype)
+        if key not in self._cache:
+            backend = select_backend(device=vertices.device)
+            mesh = RenderMesh.create(torch.as_tensor(self.hand.faces), torch.as_tensor(self.hand.uvs),
+                                     torch.as_tensor(self.hand.faces_uv), backend)
+            mip = material_mip(torch.as_tensor(self.albedo)[None].to(vertices),
+                               torch.as_tensor(self.normal_map)[None].to(vertices))
+            self._cache[key] = backend, mesh, mip
+        backend, mesh, mip = self._cache[key]
         projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, image_size)
-        mip = material_mip(torch.as_tensor(self.albedo)[None].to(vertices), torch.as_tensor(self.normal_map)[None].to(vertices))
         out = render_shaded(vertices, mesh, projection, image_size, Light(light_position.to(vertices), intensity=intensity), mip=mip,
                             ambient=self.ambient, backend=backend)
         return out.image, out.alpha[..., 0]
