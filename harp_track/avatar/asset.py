@@ -25,7 +25,7 @@ import torch
 
 from ..camera import Camera
 from ..hand import HandModel, HandModelData, HandModelError
-from ..render import Light, RenderMesh, material_mip, projection_from_intrinsics, render_shaded, select_backend
+from ..render import Light, RenderMesh, ShadedRender, material_mip, projection_from_intrinsics, render_shaded, select_backend
 from ..mesh_io import save_textured_obj
 from ..result import TrackedHand
 from .gltf import export_glb
@@ -112,6 +112,13 @@ class Avatar:
                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """Render posed avatar vertices (B, V, 3) metres camera space with a point light (B, 3)
         of `intensity` (scalar or (B,)): (B, H, W, 3) rgb over black and (B, H, W) alpha."""
+        out = self.shade(vertices, camera, image_size, light_position, intensity)
+        return out.image, out.alpha[..., 0]
+
+    def shade(self, vertices: torch.Tensor, camera: Camera, image_size: Sequence[int],
+              light_position: torch.Tensor, intensity: float | torch.Tensor = 1.0) -> ShadedRender:
+        """As `render_vertices`, with everything `render_shaded` returns (the rasterizer output
+        gives each pixel's triangle and barycentrics)."""
         key = ("render", str(vertices.device), vertices.dtype)
         if key not in self._cache:
             backend = select_backend(device=vertices.device)
@@ -122,9 +129,8 @@ class Avatar:
             self._cache[key] = backend, mesh, mip
         backend, mesh, mip = self._cache[key]
         projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, image_size)
-        out = render_shaded(vertices, mesh, projection, image_size, Light(light_position.to(vertices), intensity=intensity), mip=mip,
-                            ambient=self.ambient, backend=backend)
-        return out.image, out.alpha[..., 0]
+        return render_shaded(vertices, mesh, projection, image_size, Light(light_position.to(vertices), intensity=intensity),
+                             mip=mip, ambient=self.ambient, backend=backend)
 
     # ---- files ------------------------------------------------------------------------------
     def save(self, folder: str | Path, export: bool = True) -> Path:

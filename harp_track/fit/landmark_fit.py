@@ -129,48 +129,41 @@ class LandmarkFitter:
         return fresh if fresh.reprojection_px < fit.reprojection_px else fit
 
     def _fit(self, uv: np.ndarray, world: np.ndarray | None, camera: Camera, previous: HandFit | None) -> HandFit:
-        focal, centre = np.array([camera.fx, camera.fy]), np.array([camera.cx, camera.cy])
-        extent = max(float(np.linalg.norm(uv.max(0) - uv.min(0))), 1.0)
-        w = self.weights
-        scale_2d = 1.0 / (w.sigma_2d * extent)
-        if world is not None:
-            target_3d = (world - world.mean(0)) * (self._size / max(self._skeleton_size(world), 1e-6))
         if previous is None:
             if world is None:
                 raise ValueError("the first frame of a hand needs world landmarks to start from")
+            problem = self.problem(uv, world, camera, None)
             angles0 = np.zeros_like(self._lower)
-            rotation0, transl0 = self._initial_placement(uv, target_3d, angles0, focal, centre)
-            iterations = self.init_iterations
+            rotation0, transl0 = self._initial_placement(uv, problem.target_3d, angles0, problem.focal, problem.centre)
+            problem = dataclasses.replace(problem, rotation0=rotation0, angles0=angles0)
+            x0, iterations = problem.start(transl0), self.init_iterations
         else:
-            angles0 = previous.angles.double().numpy()
-            rotation0, transl0 = previous.rotation.double().numpy(), previous.transl.double().numpy()
-            iterations = self.iterations
-        free = self._free
-        previous_free = None if previous is None else angles0[free]
+            problem = self.problem(uv, world, camera, previous)
+            x0, iterations = problem.start(previous.transl.double().numpy()), self.iterations
+        x, keypoints, steps = _levenberg_marquardt(problem.residuals, x0, iterations, problem.lower, problem.upper)
+        return problem.to_fit(x, keypoints, steps)
 
-        def evaluate(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            """(N, D) parameter vectors -> (N, M) residuals and (N, 21, 3) keypoints."""
-            angles = np.repeat(angles0[None], len(x), 0)
-            angles[:, free[0], free[1]] = x[:, 6:]
-            kp = self._keypoints(x[:, :3], rotation0, x[:, 3:6], angles)
-            proj = kp[..., :2] / kp[..., 2:3] * focal + centre
-            parts = [((proj - uv) * scale_2d).reshape(len(x), -1), x[:, 6:] / w.sigma_pose_prior]
-            if world is not None:
-                parts.append(((kp - kp.mean(1, keepdims=True)) - target_3d).reshape(len(x), -1) / w.sigma_3d)
-            if previous_free is not None:
-                parts.append((x[:, 6:] - previous_free) / w.sigma_temporal)
-            return np.concatenate(parts, 1), kp
-
-        x = np.concatenate([np.zeros(3), transl0, angles0[free]])
-        x, keypoints, steps = _levenberg_marquardt(evaluate, x, iterations, self._lower[free], self._upper[free])
-        angles = angles0.copy()
-        angles[free] = x[6:]
-        rotation = _rodrigues(x[:3]) @ rotation0
-        proj = keypoints[:, :2] / keypoints[:, 2:3] * focal + centre
-        f32 = torch.float32
-        return HandFit(rotation=torch.as_tensor(rotation, dtype=f32), transl=torch.as_tensor(x[3:6], dtype=f32),
-                       angles=torch.as_tensor(angles, dtype=f32), keypoints=torch.as_tensor(keypoints, dtype=f32),
-                       reprojection_px=float(np.linalg.norm(proj - uv, axis=-1).mean()), iterations=steps)
+    def problem(self, keypoints_2d: np.ndarray, world: np.ndarray | None, camera: Camera,
+                previous: HandFit | None, start: HandFit | None = None) -> "LandmarkProblem":
+        """The least-squares problem of one frame, linearized about `start` (default `previous`;
+        the zero pose when both are None): its residuals as a function of the parameter vector
+        x = (rotation increment (3), translation (3) metres, free anatomical angles)."""
+        uv = np.asarray(keypoints_2d, dtype=np.float64)
+        world = None if world is None else np.asarray(world, dtype=np.float64)
+        start = start or previous
+        extent = max(float(np.linalg.norm(uv.max(0) - uv.min(0))), 1.0)
+        target_3d = None
+        if world is not None:
+            target_3d = (world - world.mean(0)) * (self._size / max(self._skeleton_size(world), 1e-6))
+        if start is None:
+            angles0, rotation0 = np.zeros_like(self._lower), np.eye(3)
+        else:
+            angles0, rotation0 = start.angles.double().numpy(), start.rotation.double().numpy()
+        return LandmarkProblem(
+            fitter=self, uv=uv, target_3d=target_3d, focal=np.array([camera.fx, camera.fy]),
+            centre=np.array([camera.cx, camera.cy]), scale_2d=1.0 / (self.weights.sigma_2d * extent),
+            rotation0=rotation0, angles0=angles0,
+            previous_free=None if previous is None else previous.angles.double().numpy()[self._free])
 
     def _initial_placement(self, uv: np.ndarray, target_3d: np.ndarray, angles: np.ndarray,
                            focal: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -190,6 +183,73 @@ class LandmarkFitter:
         A = np.concatenate([np.stack([ones, zeros, -ax], 1), np.stack([zeros, ones, -ay], 1)])
         rhs = np.concatenate([ax * p[:, 2] - p[:, 0], ay * p[:, 2] - p[:, 1]])
         return rotation, np.linalg.lstsq(A, rhs, rcond=None)[0]
+
+
+@dataclasses.dataclass
+class LandmarkProblem:
+    """One frame's landmark residuals r(x) about a base pose (rotation0, angles0): x (D,) =
+    (rotation increment applied before rotation0 (3), root translation (3) metres, the fitter's
+    free anatomical angles). Residuals are scaled to unit noise, so |r|^2 is the cost."""
+
+    fitter: LandmarkFitter
+    uv: np.ndarray
+    target_3d: np.ndarray | None
+    focal: np.ndarray
+    centre: np.ndarray
+    scale_2d: float
+    rotation0: np.ndarray
+    angles0: np.ndarray
+    previous_free: np.ndarray | None
+
+    @property
+    def free(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.fitter._free
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.fitter._lower[self.free]
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.fitter._upper[self.free]
+
+    def start(self, transl: np.ndarray) -> np.ndarray:
+        """x at the base pose with root translation `transl` (3,) metres."""
+        return np.concatenate([np.zeros(3), transl, self.angles0[self.free]])
+
+    def angles(self, x: np.ndarray) -> np.ndarray:
+        """(N, P, 3) anatomical angles of parameter vectors (N, D)."""
+        angles = np.repeat(self.angles0[None], len(x), 0)
+        angles[:, self.free[0], self.free[1]] = x[:, 6:]
+        return angles
+
+    def residuals(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, D) parameter vectors -> (N, M) residuals and (N, 21, 3) camera-space keypoints."""
+        w = self.fitter.weights
+        kp = self.fitter._keypoints(x[:, :3], self.rotation0, x[:, 3:6], self.angles(x))
+        proj = kp[..., :2] / kp[..., 2:3] * self.focal + self.centre
+        parts = [((proj - self.uv) * self.scale_2d).reshape(len(x), -1), x[:, 6:] / w.sigma_pose_prior]
+        if self.target_3d is not None:
+            parts.append(((kp - kp.mean(1, keepdims=True)) - self.target_3d).reshape(len(x), -1) / w.sigma_3d)
+        if self.previous_free is not None:
+            parts.append((x[:, 6:] - self.previous_free) / w.sigma_temporal)
+        return np.concatenate(parts, 1), kp
+
+    def jacobian(self, x: np.ndarray, step: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals r (M,) at x (D,) and their Jacobian (M, D) by forward differences."""
+        r = self.residuals(x[None])[0][0]
+        return r, ((self.residuals(x + step * np.eye(len(x)))[0] - r) / step).T
+
+    def to_fit(self, x: np.ndarray, keypoints: np.ndarray | None = None, iterations: int = 0) -> HandFit:
+        """The `HandFit` at parameter vector x (D,)."""
+        if keypoints is None:
+            keypoints = self.residuals(x[None])[1][0]
+        proj = keypoints[:, :2] / keypoints[:, 2:3] * self.focal + self.centre
+        f32 = torch.float32
+        return HandFit(rotation=torch.as_tensor(_rodrigues(x[:3]) @ self.rotation0, dtype=f32),
+                       transl=torch.as_tensor(x[3:6], dtype=f32), angles=torch.as_tensor(self.angles(x[None])[0], dtype=f32),
+                       keypoints=torch.as_tensor(keypoints, dtype=f32),
+                       reprojection_px=float(np.linalg.norm(proj - self.uv, axis=-1).mean()), iterations=iterations)
 
 
 def _rodrigues(rotvec: np.ndarray) -> np.ndarray:

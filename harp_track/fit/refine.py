@@ -1,0 +1,341 @@
+"""Appearance-consistency refinement: the landmark fit of a frame, corrected so that the user's
+avatar, rendered at that pose, lines up with the frame.
+
+Direct image alignment with a 3D model (Lucas-Kanade with the avatar as the template): the avatar
+is rendered once per frame, at the landmark fit, into a square crop around the hand
+(`RefineSettings.crop_size` pixels). Every covered pixel gives a surface sample, a point fixed on a
+triangle (its barycentrics) with the colour the avatar shows there. Moving the pose parameters x
+(the landmark fit's own: wrist rotation, translation in metres, free anatomical angles within their
+limits) moves the samples; we minimise
+
+    c |r_landmarks(x)|^2  +  w / n * sum_samples [ rho(gain * colour + bias - I(u(x))) + w_s rho_s(1 - P(u(x))) ]
+
+- r_landmarks: the landmark fit's residuals (2D, MediaPipe's 3D shape, pose prior, the temporal
+  term towards the previous frame), weighted by the landmark confidence c.
+- I: the crop, lightly blurred (a wider basin); u(x): where a sample projects. The per-channel gain
+  and bias, solved in closed form at every step, absorb exposure and white balance.
+- P: the probability that a pixel shows the hand, from colour histograms of the crop inside and
+  outside the rendered silhouette (the pixel-wise posterior of region-based trackers such as PWP3D):
+  samples pushed off the hand are pulled back where shading alone would not say so.
+- rho: Geman-McClure kernels. They are bounded, so samples the avatar cannot explain (an object in
+  front of the hand, a sleeve, motion blur) stop pulling once they are clear outliers; the share of
+  inliers is the agreement reported with the hand.
+
+Gauss-Newton with Levenberg-Marquardt damping: the sample Jacobian is the image gradient times the
+projection's times d(sample)/dx, the last by forward differences of the posed samples in one
+batched model call (as the landmark fit does for its keypoints), taken once per frame. A step is
+kept only if it lowers the total cost; the refinement stops when the cost stops falling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..avatar import Avatar
+from ..camera import Camera
+from ..hand.rotations import axis_angle_to_matrix
+from .crop import Crop, crop_square, hand_box
+from .landmark_fit import HandFit, LandmarkFitter, LandmarkProblem
+
+
+@dataclasses.dataclass
+class RefineSettings:
+    """crop_size: pixels a side of the crop the avatar is rendered into; margin: of the hand's
+    box on each side; max_samples: surface samples kept (evenly strided); iterations: most
+    Gauss-Newton steps; blur: Gaussian sigma (crop pixels) of the image the samples read;
+    sigma_color, sigma_hand: scales of the robust kernels (intensity, probability); image_weight:
+    the image term's weight in units of one unit-noise landmark residual; hand_weight: the hand
+    probability against colour; tolerance: relative cost decrease below which the refinement
+    stops. Chosen on our synthetic clips (never on the shared real frames)."""
+
+    crop_size: int = 96
+    margin: float = 0.2
+    max_samples: int = 1500
+    iterations: int = 4
+    blur: float = 1.0
+    sigma_color: float = 0.1
+    sigma_hand: float = 0.5
+    image_weight: float = 100.0
+    hand_weight: float = 1.0
+    tolerance: float = 1e-3
+    histogram_bins: int = 12
+
+
+@dataclasses.dataclass
+class Refinement:
+    """fit: the refined pose; agreement: 0..1, the share of the avatar's visible surface whose
+    colour the frame confirms (low under occlusion, blur or a wrong pose); iterations: accepted
+    steps; cost: total cost before and after."""
+
+    fit: HandFit
+    agreement: float
+    iterations: int
+    cost: tuple[float, float]
+
+
+@dataclasses.dataclass
+class _Samples:
+    """Surface samples of one frame: the vertices they read (n_v,), each sample's three corners
+    as indices into those (n, 3), barycentrics (n, 3) and rendered colour (n, 3)."""
+
+    vertex_ids: torch.Tensor
+    corners: torch.Tensor
+    barycentrics: torch.Tensor
+    colour: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.colour)
+
+
+class AppearanceRefiner:
+    """Refines one hand side's landmark fits against its avatar.
+
+    avatar: the avatar of this side (`Avatar.for_side`); fitter: the `LandmarkFitter` of the same
+    model (`avatar.hand_model()`), whose residuals are the landmark term; device: where the render
+    and the image arithmetic run ("cpu" or "cuda"); the small solves run in float64 numpy.
+    """
+
+    def __init__(self, avatar: Avatar, fitter: LandmarkFitter, settings: RefineSettings | None = None,
+                 device: str | torch.device = "cpu"):
+        if avatar.side != fitter.model.side or avatar.hand.num_vertices != fitter.model.num_vertices:
+            raise ValueError(f"the fitter's model ({fitter.model.side}, {fitter.model.num_vertices} vertices) is not "
+                             f"this avatar's ({avatar.side}, {avatar.hand.num_vertices} vertices)")
+        self.avatar, self.fitter = avatar, fitter
+        self.settings = settings or RefineSettings()
+        self.device = torch.device(device)
+        self.model = avatar.hand_model(self.device)
+        self._faces = torch.as_tensor(avatar.hand.faces, dtype=torch.int64, device=self.device)
+        self._root = torch.as_tensor(fitter._kinematics.root, dtype=torch.float64, device=self.device)
+        self._light = torch.as_tensor(avatar.light_position, dtype=torch.float32, device=self.device)[None]
+
+    def refine(self, frame: torch.Tensor | np.ndarray, camera: Camera, fit: HandFit, keypoints_2d: np.ndarray,
+               world: np.ndarray | None, previous: HandFit | None = None, confidence: float = 1.0) -> Refinement:
+        """Refine `fit`, this frame's landmark fit, against `frame` ((H, W, 3) uint8 RGB, numpy or a
+        tensor already on the device). keypoints_2d (21, 2) pixels and world (21, 3) metres are the
+        landmarks the fit used, `previous` the last frame's fit (the temporal term) and
+        `confidence` (0..1) the landmarks' score, the landmark term's weight."""
+        s = self.settings
+        with torch.no_grad():
+            problem = self.fitter.problem(keypoints_2d, world, camera, previous, start=fit)
+            x = problem.start(fit.transl.double().numpy())
+            box = hand_box(camera.project(fit.keypoints.double()).numpy(), s.margin)
+            crop = crop_square(torch.as_tensor(frame, device=self.device), camera, box, s.crop_size)
+            samples, alpha = self._samples(x, problem, crop)
+            if len(samples) < 30:  # the hand barely shows in its own crop: nothing to align
+                return Refinement(fit, 0.0, 0, (np.nan, np.nan))
+            image = _image_channels(crop, alpha, s)
+            jacobian = self._sample_jacobian(x, problem, samples)
+            weight = max(float(confidence), 0.05)
+            current = self._evaluate(x, problem, samples, image, crop.camera, weight)
+            start_cost = current.cost
+            damping, accepted = 1e-3, 0
+            for _ in range(s.iterations):
+                H, g = current.normal_equations(jacobian, problem.jacobian(x)[1], weight, crop.camera, s)
+                free = _inactive_bounds(x, g, problem)
+                H, g = H[np.ix_(free, free)], g[free]
+                improved = False
+                for _ in range(4):
+                    candidate = x.copy()
+                    candidate[free] += np.linalg.solve(H + damping * np.diag(H.diagonal() + 1e-9), -g)
+                    candidate[6:] = np.clip(candidate[6:], problem.lower, problem.upper)
+                    trial = self._evaluate(candidate, problem, samples, image, crop.camera, weight)
+                    if trial.cost < current.cost:
+                        improved, damping = True, max(damping / 3.0, 1e-7)
+                        break
+                    damping *= 8.0
+                if not improved:
+                    break
+                converged = current.cost - trial.cost < s.tolerance * current.cost
+                x, current, accepted = candidate, trial, accepted + 1
+                if converged:
+                    break
+        return Refinement(problem.to_fit(x, current.keypoints, accepted), current.agreement, accepted,
+                          (start_cost, current.cost))
+
+    # ---- the model at parameter vectors -----------------------------------------------------
+    def _points(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples) -> torch.Tensor:
+        """(N, n, 3) float64 camera-space sample positions for parameter vectors x (N, D) or (D,)."""
+        xs = torch.as_tensor(np.atleast_2d(x), dtype=torch.float64, device=self.device)
+        rotation = axis_angle_to_matrix(xs[:, :3]) @ torch.as_tensor(problem.rotation0, device=self.device)
+        angles = torch.as_tensor(problem.angles0, device=self.device).repeat(len(xs), 1, 1)
+        free = tuple(torch.as_tensor(i, device=self.device) for i in problem.free)
+        angles[:, free[0], free[1]] = xs[:, 6:]
+        verts = self.model.vertex_subset(samples.vertex_ids, pose=self.model.anatomy.to_pose(angles, clamp=False))
+        corners = verts[:, samples.corners]  # (N, n, 3 corners, 3)
+        local = (samples.barycentrics[None, :, :, None].double() * corners).sum(2) - self._root
+        return local @ rotation.transpose(1, 2) + xs[:, None, 3:6]
+
+    def _sample_jacobian(self, x: np.ndarray, problem: LandmarkProblem,
+                         samples: _Samples, step: float = 1e-5) -> torch.Tensor:
+        """The Jacobian (n, 3, D) of the sample positions at x, by forward differences."""
+        xs = np.concatenate([x[None], x + step * np.eye(len(x))])
+        points = self._points(xs, problem, samples)
+        return ((points[1:] - points[0]) / step).permute(1, 2, 0)
+
+    def _samples(self, x: np.ndarray, problem: LandmarkProblem, crop: Crop) -> tuple[_Samples, torch.Tensor]:
+        """Render the avatar at x into the crop; its interior pixels as surface samples, and the
+        (S, S) coverage."""
+        s = self.settings
+        verts = self._vertices(x, problem)
+        shaded = self.avatar.shade(verts, crop.camera, (s.crop_size, s.crop_size), self._light)
+        alpha = shaded.alpha[0, ..., 0]
+        rast = shaded.rast[0]
+        inside = (rast[..., 3] > 0) & (alpha > 0.99) & (crop.valid > 0)
+        pixels = torch.nonzero(inside.reshape(-1)).squeeze(1)
+        if len(pixels) > s.max_samples:
+            pixels = pixels[torch.linspace(0, len(pixels) - 1, s.max_samples, device=pixels.device).long()]
+        flat = rast.reshape(-1, 4)[pixels]
+        triangles = flat[:, 3].long() - 1
+        b = torch.stack([flat[:, 0], flat[:, 1], 1 - flat[:, 0] - flat[:, 1]], 1)
+        vertex_ids, corners = torch.unique(self._faces[triangles], return_inverse=True)
+        colour = shaded.image[0].reshape(-1, 3)[pixels]
+        return _Samples(vertex_ids, corners, b, colour), alpha
+
+    def _vertices(self, x: np.ndarray, problem: LandmarkProblem) -> torch.Tensor:
+        """(1, V, 3) float32 camera-space vertices at x."""
+        xs = torch.as_tensor(x, dtype=torch.float64, device=self.device)
+        rotation = axis_angle_to_matrix(xs[:3]) @ torch.as_tensor(problem.rotation0, device=self.device)
+        angles = torch.as_tensor(problem.angles0, device=self.device).clone()
+        angles[problem.free] = xs[6:]
+        verts = self.model(pose=self.model.anatomy.to_pose(angles[None], clamp=False)).vertices
+        return ((verts - self._root) @ rotation.T + xs[3:6]).float()
+
+    def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: "_ImageChannels",
+                  camera: Camera, weight: float) -> "_Evaluation":
+        r, keypoints = problem.residuals(x[None])
+        points = self._points(x, problem, samples)[0]
+        return _Evaluation.at(points, samples, image, camera, self.settings, r[0], keypoints[0], weight)
+
+
+@dataclasses.dataclass
+class _ImageChannels:
+    """The crop's colour (3), hand probability (1) and their x and y derivatives, as one
+    (1, 12, S, S) stack that samples read with one bilinear lookup."""
+
+    stack: torch.Tensor
+
+    def sample(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values (n, 4) and gradients (n, 4, 2) at crop pixel positions uv (n, 2)."""
+        size = self.stack.shape[-1]
+        grid = (2 * uv / size - 1).to(self.stack.dtype)[None, None]
+        out = F.grid_sample(self.stack, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
+        return out[:, :4], torch.stack([out[:, 4:8], out[:, 8:]], -1)
+
+
+def _image_channels(crop: Crop, alpha: torch.Tensor, s: RefineSettings) -> _ImageChannels:
+    hand = _foreground_probability(crop.image, alpha, crop.valid, s.histogram_bins)
+    values = torch.cat([crop.image, hand[..., None]], -1).permute(2, 0, 1)[None]
+    values = _gaussian_blur(values, s.blur)
+    padded = F.pad(values, (1, 1, 1, 1), mode="replicate")
+    dx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
+    dy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
+    return _ImageChannels(torch.cat([values, dx, dy], 1))
+
+
+@dataclasses.dataclass
+class _Evaluation:
+    """Costs and residuals at one parameter vector."""
+
+    cost: float
+    keypoints: np.ndarray
+    landmark_residuals: np.ndarray
+    points: torch.Tensor  # (n, 3) samples, metres, camera space
+    residuals: torch.Tensor  # (n, 4): colour (3) and hand (1), in kernel units (divided by sigma)
+    gradients: torch.Tensor  # (n, 4, 2) of the sampled channels
+    agreement: float
+
+    @classmethod
+    def at(cls, points: torch.Tensor, samples: _Samples, image: _ImageChannels, camera: Camera, s: RefineSettings,
+           landmark_residuals: np.ndarray, keypoints: np.ndarray, weight: float) -> "_Evaluation":
+        z = points[:, 2:].clamp(min=1e-3)
+        uv = torch.cat([points[:, :1] / z * camera.fx + camera.cx, points[:, 1:2] / z * camera.fy + camera.cy], 1)
+        values, gradients = image.sample(uv)
+        values, gradients = values.double(), gradients.double()
+        predicted = _gain_bias(samples.colour.double(), values[:, :3])
+        sigma = torch.tensor([s.sigma_color] * 3 + [s.sigma_hand], dtype=torch.float64, device=points.device)
+        residuals = torch.cat([predicted - values[:, :3], 1 - values[:, 3:]], 1) / sigma
+        rho = residuals ** 2 / (1 + residuals ** 2)
+        channel_weights = torch.tensor([1.0, 1.0, 1.0, s.hand_weight], dtype=torch.float64, device=points.device)
+        image_cost = s.image_weight / len(samples) * float((rho * channel_weights).sum())
+        cost = weight * float(landmark_residuals @ landmark_residuals) + image_cost
+        agreement = float((residuals[:, :3].abs().amax(1) < 2).double().mean())
+        return cls(cost, keypoints, landmark_residuals, points, residuals, gradients, agreement)
+
+    def normal_equations(self, jacobian: torch.Tensor, landmark_jacobian: np.ndarray, weight: float,
+                         camera: Camera, s: RefineSettings) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss-Newton H (D, D) and gradient g (D,) of the total cost, both halved (robust
+        kernels by iteratively reweighted least squares). jacobian: (n, 3, D) of the samples;
+        landmark_jacobian: (M, D) of the landmark residuals."""
+        p = self.points
+        z = p[:, 2].clamp(min=1e-3)
+        du = torch.zeros(len(p), 2, 3, dtype=torch.float64, device=p.device)
+        du[:, 0, 0], du[:, 0, 2] = camera.fx / z, -camera.fx * p[:, 0] / z ** 2
+        du[:, 1, 1], du[:, 1, 2] = camera.fy / z, -camera.fy * p[:, 1] / z ** 2
+        motion = du @ jacobian  # (n, 2, D): pixel motion per parameter
+        sigma = torch.tensor([s.sigma_color] * 3 + [s.sigma_hand], dtype=torch.float64, device=p.device)
+        # A sample keeps its colour and reads the image where it moves to.
+        J = -(self.gradients @ motion) / sigma[None, :, None]  # (n, 4, D)
+        channel_weights = torch.tensor([1.0, 1.0, 1.0, s.hand_weight], dtype=torch.float64, device=p.device)
+        irls = channel_weights / (1 + self.residuals ** 2) ** 2  # rho'(r) / 2r for rho = r^2 / (1 + r^2)
+        scale = s.image_weight / len(p)
+        Jw = J * irls[..., None]
+        H = scale * torch.einsum("nkd,nke->de", Jw, J).cpu().numpy()
+        g = scale * torch.einsum("nkd,nk->d", Jw, self.residuals).cpu().numpy()
+        Jl, r = landmark_jacobian, self.landmark_residuals
+        return H + weight * (Jl.T @ Jl), g + weight * (Jl.T @ r)
+
+
+def _inactive_bounds(x: np.ndarray, gradient: np.ndarray, problem: LandmarkProblem) -> np.ndarray:
+    """Indices of the parameters a step may move: not the angles at a limit whose gradient
+    pushes them past it (clipping those would turn the step away from descent)."""
+    angles, g = x[6:], gradient[6:]
+    stuck = ((angles <= problem.lower + 1e-9) & (g > 0)) | ((angles >= problem.upper - 1e-9) & (g < 0))
+    return np.concatenate([np.arange(6), 6 + np.flatnonzero(~stuck)])
+
+
+def _gain_bias(colour: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """colour (n, 3) after the per-channel gain and bias that best match it to observed (n, 3)
+    (least squares, lightly held at gain 1, bias 0)."""
+    n = len(colour)
+    reg = 1e-2 * n
+    saa = (colour * colour).sum(0) + reg
+    sa, sb = colour.sum(0), float(n) + reg
+    say = (colour * observed).sum(0) + reg
+    sy = observed.sum(0)
+    det = saa * sb - sa * sa
+    gain = (say * sb - sa * sy) / det
+    bias = (saa * sy - sa * say) / det
+    return gain * colour + bias
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    if sigma <= 0:
+        return images
+    radius = max(1, int(np.ceil(2.5 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = images.shape[1]
+    padded = F.pad(images, (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(padded, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(out, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _foreground_probability(image: torch.Tensor, alpha: torch.Tensor, valid: torch.Tensor, bins: int) -> torch.Tensor:
+    """(S, S) probability that a pixel shows the hand, from RGB histograms of the crop inside
+    (eroded) and outside (dilated) the silhouette `alpha`; 0.5 where either side is empty."""
+    inside = -F.max_pool2d(-(alpha > 0.5).float()[None, None], 5, 1, 2)[0, 0] * valid
+    outside = (1 - F.max_pool2d((alpha > 0.01).float()[None, None], 9, 1, 4)[0, 0]) * valid
+    if inside.sum() < 10 or outside.sum() < 10:
+        return torch.full_like(alpha, 0.5)
+    q = (image * bins).long().clamp(max=bins - 1)
+    index = ((q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]).reshape(-1)
+    n = bins ** 3
+    fg = torch.bincount(index, weights=inside.reshape(-1), minlength=n) + 0.5
+    bg = torch.bincount(index, weights=outside.reshape(-1), minlength=n) + 0.5
+    pf, pb = fg / fg.sum(), bg / bg.sum()
+    return (pf / (pf + pb))[index].reshape(alpha.shape)
