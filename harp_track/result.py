@@ -18,6 +18,9 @@ class TrackedHand:
     (21, 2) float32 pixels; vertices (V, 3) float32; confidence in [0, 1]. The hand model's
     parameters: global_orient (3,) axis-angle, pose (P, 3) local axis-angle, shape (K,),
     transl (3,) metres. track_id stays the same while a hand is tracked continuously.
+    appearance_agreement: 0..1, the share of the avatar's visible surface whose colour the frame
+    confirmed after the appearance refinement (None when the hand was not refined); it is part of
+    `confidence`.
     """
 
     handedness: str
@@ -30,6 +33,7 @@ class TrackedHand:
     shape: np.ndarray
     transl: np.ndarray
     track_id: int = 0
+    appearance_agreement: float | None = None
 
 
 @dataclasses.dataclass

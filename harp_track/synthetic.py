@@ -82,12 +82,20 @@ def pose_sequence(model: HandModel, num_frames: int, fps: float = 30.0, seed: in
 
 def make_clip(num_frames: int = 90, image_size: tuple[int, int] = (360, 640), fps: float = 30.0,
               side: str = "right", tone: str = "medium", seed: int = 0, model: HandModel | None = None,
-              progress: bool = False) -> SyntheticClip:
+              progress: bool = False, shape: np.ndarray | torch.Tensor | None = None,
+              albedo: torch.Tensor | None = None, lighting: str = "fixed", occluder: bool = False) -> SyntheticClip:
     """Render a clip of the hand model moving through gestures, with its ground truth.
 
-    image_size: (H, W) pixels. The camera has a 60-degree horizontal field of view; one point
-    light sits above-left of the camera; self-shadowing is on. progress: show a progress bar.
+    image_size: (H, W) pixels. The camera has a 60-degree horizontal field of view; self-shadowing
+    is on. shape: (K,) shape coefficients (default the mean hand); albedo: (1, S, S, 3) in [0, 1]
+    (default `skin_texture(tone=tone)`). lighting: "fixed", one point light above-left of the
+    camera, or "changing", the light swinging from one side of the hand to the other while the
+    exposure drifts by +-25%. occluder: a dark bar (a pen, a phone's edge) sweeps across the
+    frame in front of the hand during the middle third of the clip; the ground truth is the hand
+    behind it. progress: show a progress bar.
     """
+    if lighting not in ("fixed", "changing"):
+        raise ValueError(f"lighting must be 'fixed' or 'changing', got {lighting!r}")
     model = model or load_hand_model(side=side)
     height, width = image_size
     camera = Camera.from_fov(width, height)
@@ -95,18 +103,28 @@ def make_clip(num_frames: int = 90, image_size: tuple[int, int] = (360, 640), fp
     backend = select_backend(device="cpu")
     mesh = RenderMesh.create(model.faces, model.uvs, model.faces_uv, backend)
     projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, image_size)
-    albedo = skin_texture(tone=tone, seed=seed)
-    light = Light(torch.tensor([[-0.25, -0.35, 0.05]]))
+    albedo = skin_texture(tone=tone, seed=seed) if albedo is None else albedo
     yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
     background = torch.stack([0.30 + 0.25 * xx, 0.33 + 0.15 * yy, 0.38 - 0.1 * xx], -1)[None]
     inputs = pose_sequence(model, num_frames, fps, seed)
+    if shape is not None:
+        inputs["shape"] = torch.as_tensor(np.asarray(shape), dtype=torch.float32).reshape(1, -1).expand(num_frames, -1)
     frames, vertices, joints = [], [], []
     with torch.no_grad():
         for i in tqdm(range(num_frames), desc="rendering the clip", unit="frame", disable=not progress):
             out = model(**{k: v[i:i + 1] for k, v in inputs.items()})
+            phase = i / max(num_frames - 1, 1)
+            light, exposure = Light(torch.tensor([[-0.25, -0.35, 0.05]])), 1.0
+            if lighting == "changing":
+                swing = math.sin(2 * math.pi * phase)
+                light = Light(torch.tensor([[0.3 * swing, -0.3, 0.2 - 0.15 * abs(swing)]]))
+                exposure = 1.0 + 0.25 * math.sin(2 * math.pi * 1.5 * phase + 0.5)
             shaded = render_shaded(out.vertices, mesh, projection, image_size, light, albedo=albedo,
                                    background=background, backend=backend)
-            frames.append(to_uint8(shaded.image[0]))
+            image = shaded.image[0] * exposure
+            if occluder and 1 / 3 <= phase <= 2 / 3:
+                image = _draw_occluder(image, (3 * phase - 1), camera.project(out.keypoints[0]))
+            frames.append(to_uint8(image))
             vertices.append(out.vertices[0])
             joints.append(out.keypoints[0])
     joints_t = torch.stack(joints)
@@ -115,6 +133,20 @@ def make_clip(num_frames: int = 90, image_size: tuple[int, int] = (360, 640), fp
         joints=joints_t.numpy(), keypoints_2d=camera.project(joints_t).numpy(),
         vertices=torch.stack(vertices).numpy(), global_orient=inputs["global_orient"].numpy(),
         pose=inputs["pose"].numpy(), transl=inputs["transl"].numpy())
+
+
+def _draw_occluder(image: torch.Tensor, progress: float, keypoints_2d: torch.Tensor) -> torch.Tensor:
+    """A dark, slightly tilted bar, a third of the hand's width wide, crossing the hand's box
+    from left to right as `progress` goes from 0 to 1."""
+    height, width = image.shape[:2]
+    lo, hi = keypoints_2d.min(0).values, keypoints_2d.max(0).values
+    half = 0.17 * float(hi[0] - lo[0]) + 4.0
+    centre = float(lo[0]) - half + progress * (float(hi[0] - lo[0]) + 2 * half)
+    yy, xx = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
+                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+    distance = (xx - centre - 0.15 * (yy - float(hi[1] + lo[1]) / 2)).abs()
+    cover = (half + 0.5 - distance).clamp(0, 1)[..., None]  # a one-pixel antialiased edge
+    return image * (1 - cover) + torch.tensor([0.12, 0.13, 0.16]) * cover
 
 
 # Enrollment subject: a distinctive appearance (tattoo, nails) and shape, so an avatar that merely

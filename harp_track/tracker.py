@@ -1,14 +1,19 @@
 """The streaming tracker: the public entry point for AR engines.
 
 Per frame: landmarks (MediaPipe or its ONNX port) -> a fit of the hand model to them (metric pose
-in camera space) -> temporal filtering -> joints, keypoints, mesh and model parameters.
+in camera space) -> with an avatar, the appearance-consistency refinement (the avatar rendered
+into the frame and the pose adjusted until it lines up) -> temporal filtering -> joints,
+keypoints, mesh and model parameters. `Tracker.track` pipelines a stream: the landmarks of the
+next frame run in a worker thread while the current one is fitted and refined.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import time
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -17,6 +22,7 @@ from .avatar import Avatar
 from .camera import Camera
 from .fit import HandFit, LandmarkFitter
 from .fit.filtering import HandPoseFilter, PoseFilterSettings
+from .fit.refine import AppearanceRefiner, RefineSettings
 from .hand import HandModel, load_hand_model
 from .landmarks import HandLandmarks, create_detector
 from .result import TrackedHand, TrackingResult
@@ -46,8 +52,13 @@ class Tracker:
     `hand_size_assumed`). landmarks: "mediapipe", "onnx" or "auto".
     mirrored: True for selfie views (handedness is then reported as the user sees it).
     smoothing: temporal filter settings, or None to switch filtering off.
-    device: where the landmark model runs ("auto": CUDA for the ONNX backend when onnxruntime
-    offers it); the fit and the mesh run on the CPU.
+    refine: with an avatar, correct each landmark fit so the rendered avatar lines up with the
+    frame (`fit.refine`); False tracks from the landmarks alone. Without an avatar there is
+    nothing to render and no refinement. refine_settings: its `RefineSettings`.
+    device: "auto", "cpu" or "cuda": where the landmark model (the ONNX backend, on
+    onnxruntime's CUDA provider) and the refinement's render run ("auto": CUDA when present).
+    The landmark fit's small solves and the output mesh stay on the CPU, where they are cheaper
+    than a kernel launch.
     torch_threads: the per-frame tensors are tiny, so torch's thread hand-offs cost more than
     they save, and they fight MediaPipe's own threads (measured here: the fit took 219 ms a frame
     with 2 threads, 35 ms with 1). The tracker therefore sets torch's process-wide intra-op
@@ -56,7 +67,8 @@ class Tracker:
 
     def __init__(self, hand_model: HandModel | None = None, hand_shape: torch.Tensor | None = None,
                  avatar: Avatar | None = None, landmarks: str = "mediapipe", max_hands: int = 2, mirrored: bool = False,
-                 smoothing: PoseFilterSettings | None = PoseFilterSettings(), device: str = "auto",
+                 smoothing: PoseFilterSettings | None = PoseFilterSettings(), refine: bool = True,
+                 refine_settings: RefineSettings | None = None, device: str = "auto",
                  torch_threads: int | None = 1):
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
@@ -76,6 +88,15 @@ class Tracker:
         self.avatar = avatar
         self.hand_size_known = avatar is not None or hand_shape is not None
         self._fitters = {side: LandmarkFitter(model, hand_shape) for side, model in self.models.items()}
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+        self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+        # The avatar of each reported side is the one of the model fitted to it (see above).
+        self._refiners = {side: AppearanceRefiner(avatar.for_side(model.side), self._fitters[side], refine_settings,
+                                                  self.device)
+                          for side, model in self.models.items()} if avatar is not None and refine else {}
         self._detector = create_detector(landmarks, max_hands=max_hands, mirrored=mirrored, device=device)
         self._smoothing = smoothing
         # Filtered and raw poses may differ by this fraction of the hand's image size (mean
@@ -84,8 +105,9 @@ class Tracker:
         self._tracks: dict[str, _Track] = {}
         self._frame_index = 0
         self._next_track_id = 1
-        log.info("tracker: %s landmarks, hand size %s", landmarks,
-                 "known" if self.hand_size_known else "assumed (the model's mean hand)")
+        log.info("tracker: %s landmarks, hand size %s, appearance refinement %s", landmarks,
+                 "known" if self.hand_size_known else "assumed (the model's mean hand)",
+                 f"on ({self.device})" if self._refiners else "off")
 
     def process(self, image_rgb: np.ndarray, camera: Camera | None = None,
                 timestamp: float | None = None) -> TrackingResult:
@@ -94,6 +116,35 @@ class Tracker:
         camera: its intrinsics (may change every frame); None assumes a 60-degree horizontal field
         of view. timestamp: seconds (increasing); None uses the wall clock, right for live input.
         """
+        image_rgb, camera, t = self._checked_frame(image_rgb, camera, timestamp)
+        start = time.perf_counter()
+        detections = self._detector.detect(image_rgb, t)
+        return self._update(image_rgb, camera, t, detections, 1000 * (time.perf_counter() - start))
+
+    def track(self, frames: Iterable[np.ndarray | tuple]) -> Iterator[TrackingResult]:
+        """Track a stream, pipelined: the landmarks of frame t + 1 run in a worker thread while
+        frame t is fitted and refined (both release the GIL in their native code). Same results as
+        calling `process` on every frame. frames: images, or (image, camera, timestamp) tuples."""
+        def unpack(item):
+            return item if isinstance(item, tuple) else (item, None, None)
+
+        def detect(item):
+            image, camera, t = self._checked_frame(*unpack(item))
+            start = time.perf_counter()
+            return image, camera, t, self._detector.detect(image, t), 1000 * (time.perf_counter() - start)
+
+        frames = iter(frames)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+            first = next(frames, None)
+            pending = None if first is None else worker.submit(detect, first)
+            while pending is not None:
+                image, camera, t, detections, landmark_ms = pending.result()
+                following = next(frames, None)
+                pending = None if following is None else worker.submit(detect, following)
+                yield self._update(image, camera, t, detections, landmark_ms)
+
+    def _checked_frame(self, image_rgb: np.ndarray, camera: Camera | None,
+                       timestamp: float | None) -> tuple[np.ndarray, Camera, float]:
         if not isinstance(image_rgb, np.ndarray) or image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 \
                 or image_rgb.shape[2] != 3:
             desc = (f"{image_rgb.dtype} array of shape {image_rgb.shape}" if isinstance(image_rgb, np.ndarray)
@@ -101,15 +152,16 @@ class Tracker:
             raise ValueError(f"expected an H x W x 3 uint8 RGB image, got a {desc}")
         height, width = image_rgb.shape[:2]
         camera = camera or Camera.from_fov(width, height)
-        t = time.monotonic() if timestamp is None else float(timestamp)
-        timings: dict[str, float] = {}
+        return image_rgb, camera, time.monotonic() if timestamp is None else float(timestamp)
 
-        start = time.perf_counter()
-        detections = self._detector.detect(image_rgb, t)
-        timings["landmarks"] = 1000 * (time.perf_counter() - start)
-
+    def _update(self, image_rgb: np.ndarray, camera: Camera, t: float, detections: list[HandLandmarks],
+                landmark_ms: float) -> TrackingResult:
+        """Fit, refine and filter this frame's detections, and advance the tracks."""
+        height, width = image_rgb.shape[:2]
+        timings: dict[str, float] = {"landmarks": landmark_ms}
+        frame = None  # uploaded once, for all hands, when a hand is refined
         hands, seen = [], set()
-        fit_ms = filter_ms = mesh_ms = 0.0
+        fit_ms = refine_ms = filter_ms = mesh_ms = 0.0
         for det in self._distinct(detections):
             side = self._side_of(det)
             if side in seen:  # two hands of one side: keep the first (most confident)
@@ -119,8 +171,18 @@ class Tracker:
             track = self._tracks.get(side)
             if track is not None and track.last_frame != self._frame_index - 1:
                 track = None  # lost for a while: start afresh rather than from a stale pose
-            fit = self._fitters[side].fit(det.image_xy, det.world_xyz, camera, previous=track.fit if track else None)
+            previous = track.fit if track else None
+            fit = self._fitters[side].fit(det.image_xy, det.world_xyz, camera, previous=previous)
             fit_ms += 1000 * (time.perf_counter() - start)
+            agreement = None
+            if side in self._refiners:
+                start = time.perf_counter()
+                if frame is None:
+                    frame = torch.from_numpy(image_rgb).to(self.device)
+                refined = self._refiners[side].refine(frame, camera, fit, det.image_xy, det.world_xyz, previous,
+                                                      1.0 if det.score is None else float(det.score))
+                fit, agreement = refined.fit, refined.agreement
+                refine_ms += 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
             if track is None:
                 track = _Track(self._next_track_id, fit, HandPoseFilter(self._smoothing), self._frame_index,
@@ -131,9 +193,9 @@ class Tracker:
             smoothed = self._smooth(track, side, fit, camera, t) if self._smoothing is not None else fit
             filter_ms += 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
-            hands.append(self._output(side, det, smoothed, camera, track.track_id))
+            hands.append(self._output(side, det, smoothed, camera, track.track_id, agreement))
             mesh_ms += 1000 * (time.perf_counter() - start)
-        timings.update(fit=fit_ms, filter=filter_ms, mesh=mesh_ms)
+        timings.update(fit=fit_ms, refine=refine_ms, filter=filter_ms, mesh=mesh_ms)
         for side in set(self._tracks) - seen:
             del self._tracks[side]
         result = TrackingResult(hands=hands, camera=camera, timestamp=t, frame_index=self._frame_index,
@@ -182,16 +244,20 @@ class Tracker:
         moved = float(np.linalg.norm(det.image_xy - track.landmarks, axis=1).mean())
         return other if moved < 0.5 * extent else det.handedness
 
-    def _output(self, side: str, det: HandLandmarks, fit: HandFit, camera: Camera, track_id: int) -> TrackedHand:
+    def _output(self, side: str, det: HandLandmarks, fit: HandFit, camera: Camera, track_id: int,
+                agreement: float | None) -> TrackedHand:
         model = self.models[side]
         inputs = self._fitters[side].model_inputs(fit)
         with torch.no_grad():
             out = model(**{k: v for k, v in inputs.items() if v is not None})
         joints = out.keypoints[0]
         extent = float(np.linalg.norm(det.image_xy.max(0) - det.image_xy.min(0))) or 1.0
-        # The landmark score, lowered when the model cannot reproduce the landmarks.
+        # The landmark score, lowered when the model cannot reproduce the landmarks, and when the
+        # frame does not show the avatar where the pose puts it (occlusion, blur, a wrong pose).
         score = 1.0 if det.score is None else float(det.score)
         confidence = score * float(np.exp(-fit.reprojection_px / (0.1 * extent)))
+        if agreement is not None:
+            confidence *= agreement
         shape = inputs["shape"][0] if inputs["shape"] is not None else torch.zeros(model.num_shape)
         return TrackedHand(
             handedness=side,
@@ -204,6 +270,7 @@ class Tracker:
             shape=shape.numpy().astype(np.float32),
             transl=inputs["transl"][0].numpy().astype(np.float32),
             track_id=track_id,
+            appearance_agreement=agreement,
         )
 
     def reset(self) -> None:

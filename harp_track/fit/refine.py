@@ -54,8 +54,8 @@ class RefineSettings:
 
     crop_size: int = 96
     margin: float = 0.2
-    max_samples: int = 1500
-    iterations: int = 4
+    max_samples: int = 500
+    iterations: int = 3
     blur: float = 1.0
     sigma_color: float = 0.1
     sigma_hand: float = 0.5

@@ -5,8 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import harp_track as ht
+from harp_track.avatar import Avatar
 from harp_track.camera import Camera
-from harp_track.synthetic import make_clip
+from harp_track.hand.derive import personalized
+from harp_track.synthetic import make_clip, skin_texture
 from harp_track.tracker import Tracker
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -28,7 +31,8 @@ def test_tracks_a_synthetic_clip_in_metres(clip, tracker):
     errors_3d, errors_2d = [], []
     for frame, t, joints, keypoints in zip(clip.frames, clip.timestamps, clip.joints, clip.keypoints_2d):
         result = tracker.process(frame, clip.camera, t)
-        assert set(result.timings) == {"landmarks", "fit", "filter", "mesh"}
+        assert set(result.timings) == {"landmarks", "fit", "refine", "filter", "mesh"}
+        assert result.timings["refine"] == 0.0  # no avatar: nothing to refine against
         assert len(result.hands) == 1
         hand = result.hands[0]
         assert hand.handedness == "right"
@@ -92,3 +96,54 @@ def test_mirrored_selfie_view_gives_the_mirror_image_hand(clip):
     assert palm_normal(flipped.joints) @ palm_normal(mirrored_joints) > 0.9
     width = frame.shape[1]
     assert np.abs(flipped.keypoints_2d[:, 0] - (width - direct.keypoints_2d[:, 0])).mean() < 3.0
+
+
+@pytest.fixture(scope="module")
+def clip_avatar():
+    """The avatar of the clip's own hand: its mesh, albedo and light (the clip has the mean shape)."""
+    base = ht.load_hand_model()
+    shape = np.zeros(base.num_shape, np.float32)
+    flat = np.zeros((256, 256, 3), np.float32)
+    flat[..., :2], flat[..., 2] = 0.5, 1.0
+    return Avatar(hand=personalized(base.data, shape, name="clip-hand"), albedo=skin_texture(seed=3)[0].numpy(),
+                  normal_map=flat, ambient=0.4, light_position=np.array([-0.25, -0.35, 0.05], np.float32),
+                  shape=shape, base_model=base.name)
+
+
+def test_refinement_with_the_avatar_improves_the_track(clip, clip_avatar):
+    results = {}
+    for refine in (False, True):
+        with Tracker(avatar=clip_avatar, max_hands=1, refine=refine, smoothing=None) as tracker:
+            results[refine] = [tracker.process(f, clip.camera, t) for f, t in zip(clip.frames, clip.timestamps)]
+    errors = {}
+    for refine, frames in results.items():
+        assert all(len(r.hands) == 1 for r in frames)
+        hands = [r.hands[0] for r in frames]
+        assert all((h.appearance_agreement is not None) == refine for h in hands)
+        assert all((r.timings["refine"] > 0) == refine for r in frames)
+        errors[refine] = (np.mean([np.linalg.norm(h.keypoints_2d - k, axis=1).mean() for h, k in zip(hands, clip.keypoints_2d)]),
+                          np.mean([np.linalg.norm(h.joints - j, axis=1).mean() for h, j in zip(hands, clip.joints)]))
+    # Measured: 2D 3.71 -> 3.34 px, camera space 45 -> 34 mm.
+    assert errors[True][0] < errors[False][0], errors
+    assert errors[True][1] < 0.9 * errors[False][1], errors
+    assert min(h.appearance_agreement for r in results[True] for h in r.hands) > 0.5
+
+
+def test_pipelined_stream_gives_the_same_results_as_process(clip, clip_avatar):
+    frames = list(zip(clip.frames[:6], [clip.camera] * 6, clip.timestamps[:6]))
+    with Tracker(avatar=clip_avatar, max_hands=1) as tracker:
+        one_by_one = [tracker.process(*f) for f in frames]
+    with Tracker(avatar=clip_avatar, max_hands=1) as tracker:
+        streamed = list(tracker.track(iter(frames)))
+    assert [r.frame_index for r in streamed] == list(range(6))
+    for a, b in zip(one_by_one, streamed):
+        assert len(a.hands) == len(b.hands) == 1
+        np.testing.assert_allclose(a.hands[0].joints, b.hands[0].joints, atol=1e-6)
+
+
+def test_cuda_device_without_cuda_is_refused(clip_avatar):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        Tracker(avatar=clip_avatar, device="cuda")

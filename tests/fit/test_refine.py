@@ -1,0 +1,161 @@
+"""Appearance refinement: frames rendered from a known avatar at a known pose (exact ground truth),
+landmarks made noisy, the landmark fit refined against the frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import harp_track as ht
+from harp_track.avatar import Avatar
+from harp_track.fit import LandmarkFitter
+from harp_track.fit.crop import crop_square, hand_box
+from harp_track.fit.refine import AppearanceRefiner, _image_channels
+from harp_track.hand.derive import personalized, subdivided
+from harp_track.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
+from harp_track.synthetic import tattoo_texture
+
+SIZE = (240, 320)  # (H, W)
+CAMERA = ht.Camera.from_fov(SIZE[1], SIZE[0])
+GESTURES = ("flat", "spread", "point", "pinch", "fist", "flat")
+
+
+@pytest.fixture(scope="module")
+def avatar():
+    base = ht.load_hand_model()
+    shape = np.zeros(base.num_shape, np.float32)
+    flat = np.zeros((128, 128, 3), np.float32)
+    flat[..., :2], flat[..., 2] = 0.5, 1.0
+    return Avatar(hand=personalized(subdivided(base.data, 0), shape, name="refine-test"),
+                  albedo=tattoo_texture(128, model=base)[0].numpy(), normal_map=flat, ambient=0.35,
+                  light_position=np.array([-0.15, -0.3, 0.1], np.float32), shape=shape, base_model=base.name)
+
+
+def _scene(avatar: Avatar, index: int, rng: np.random.Generator):
+    """A frame of the avatar in a random view and gesture over a smooth background; true keypoints."""
+    model = avatar.hand_model()
+    turn = axis_angle_to_matrix(torch.tensor(rng.normal(0, 0.35, 3), dtype=torch.float32)) @ palm_to_camera()
+    if index % 2:
+        turn = axis_angle_to_matrix(torch.tensor([0.0, np.pi, 0.0])) @ turn  # the back of the hand
+    transl = torch.tensor([[rng.uniform(-0.03, 0.03), rng.uniform(0.0, 0.04), rng.uniform(0.38, 0.45)]])
+    with torch.no_grad():
+        out = model(global_orient=matrix_to_axis_angle(turn)[None],
+                    pose=model.anatomy.to_pose(0.8 * model.anatomy.gesture(GESTURES[index % len(GESTURES)])),
+                    transl=transl)
+        rgb, alpha = avatar.render_vertices(out.vertices, CAMERA, SIZE, torch.as_tensor(avatar.light_position)[None])
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, SIZE[0]), torch.linspace(0, 1, SIZE[1]), indexing="ij")
+        background = torch.stack([0.30 + 0.25 * xx, 0.33 + 0.15 * yy, 0.38 - 0.1 * xx], -1)
+        image = rgb[0] + (1 - alpha[0, ..., None]) * background
+    return image.clamp(0, 1), out.keypoints[0].numpy()
+
+
+def _noisy_landmarks(keypoints: np.ndarray, rng: np.random.Generator):
+    """MediaPipe-like landmarks: 2D off by 2.5% of the hand's image size, 3D shape off by 5 mm."""
+    uv = CAMERA.project(torch.from_numpy(keypoints)).numpy()
+    extent = np.linalg.norm(uv.max(0) - uv.min(0))
+    noisy = uv + rng.normal(0, 0.025 * extent, uv.shape)
+    world = keypoints - keypoints.mean(0) + rng.normal(0, 0.005, keypoints.shape)
+    return noisy, world, uv
+
+
+def _errors(fit, keypoints: np.ndarray, uv: np.ndarray) -> tuple[float, float]:
+    """(2D px, 3D mm) mean keypoint errors of a fit."""
+    pred = fit.keypoints.double().numpy()
+    return (float(np.linalg.norm(CAMERA.project(torch.from_numpy(pred)).numpy() - uv, axis=1).mean()),
+            1000 * float(np.linalg.norm(pred - keypoints, axis=1).mean()))
+
+
+def _to_uint8(image: torch.Tensor) -> np.ndarray:
+    return (image * 255).round().to(torch.uint8).numpy()
+
+
+def test_refinement_corrects_noisy_landmark_fits(avatar):
+    fitter = LandmarkFitter(avatar.hand_model())
+    refiner = AppearanceRefiner(avatar, fitter)
+    rng = np.random.default_rng(7)
+    before, after, agreements = [], [], []
+    for i in range(len(GESTURES)):
+        image, keypoints = _scene(avatar, i, rng)
+        noisy, world, uv = _noisy_landmarks(keypoints, rng)
+        fit = fitter.fit(noisy, world, CAMERA)
+        refined = refiner.refine(_to_uint8(image), CAMERA, fit, noisy, world)
+        assert refined.cost[1] <= refined.cost[0]
+        before.append(_errors(fit, keypoints, uv))
+        after.append(_errors(refined.fit, keypoints, uv))
+        agreements.append(refined.agreement)
+    before, after = np.mean(before, 0), np.mean(after, 0)
+    # The frame shows exactly this avatar: the render pulls the pose towards the truth.
+    assert after[0] < 0.75 * before[0], (before, after)
+    assert after[1] < before[1], (before, after)
+    assert min(agreements) > 0.8
+
+
+def test_exposure_and_white_balance_do_not_pull_the_pose(avatar):
+    fitter = LandmarkFitter(avatar.hand_model())
+    refiner = AppearanceRefiner(avatar, fitter)
+    rng = np.random.default_rng(3)
+    image, keypoints = _scene(avatar, 0, rng)
+    noisy, world, uv = _noisy_landmarks(keypoints, rng)
+    fit = fitter.fit(noisy, world, CAMERA)
+    normal = refiner.refine(_to_uint8(image), CAMERA, fit, noisy, world)
+    cast = refiner.refine(_to_uint8((image * torch.tensor([0.65, 0.75, 0.9]) + 0.03).clamp(0, 1)),
+                          CAMERA, fit, noisy, world)
+    normal_2d, cast_2d = _errors(normal.fit, keypoints, uv)[0], _errors(cast.fit, keypoints, uv)[0]
+    assert cast_2d < _errors(fit, keypoints, uv)[0]
+    assert abs(cast_2d - normal_2d) < 0.25 * normal_2d + 0.5
+    assert cast.agreement > 0.8
+
+
+def test_occlusion_lowers_agreement_without_dragging_the_pose(avatar):
+    fitter = LandmarkFitter(avatar.hand_model())
+    refiner = AppearanceRefiner(avatar, fitter)
+    rng = np.random.default_rng(11)
+    image, keypoints = _scene(avatar, 0, rng)
+    noisy, world, uv = _noisy_landmarks(keypoints, rng)
+    fit = fitter.fit(noisy, world, CAMERA)
+    clear = refiner.refine(_to_uint8(image), CAMERA, fit, noisy, world)
+    # A dark bar across the middle of the hand, a third of its width.
+    occluded = image.clone()
+    centre = float(np.median(uv[:, 0]))
+    width = 0.17 * float(np.ptp(uv[:, 0]))
+    occluded[:, int(centre - width):int(centre + width)] = torch.tensor([0.12, 0.13, 0.16])
+    hidden = refiner.refine(_to_uint8(occluded), CAMERA, fit, noisy, world)
+    assert hidden.agreement < clear.agreement - 0.15
+    assert _errors(hidden.fit, keypoints, uv)[0] < 1.1 * _errors(fit, keypoints, uv)[0]
+
+
+def test_step_uses_the_exact_gradient_of_the_cost(avatar):
+    """The Gauss-Newton system's right-hand side is half the cost's gradient: checked against
+    central differences of the total cost (landmark and robust image terms)."""
+    fitter = LandmarkFitter(avatar.hand_model())
+    refiner = AppearanceRefiner(avatar, fitter)
+    rng = np.random.default_rng(5)
+    image, keypoints = _scene(avatar, 2, rng)
+    noisy, world, _ = _noisy_landmarks(keypoints, rng)
+    fit = fitter.fit(noisy, world, CAMERA)
+    s = refiner.settings
+    problem = fitter.problem(noisy, world, CAMERA, None, start=fit)
+    x = problem.start(fit.transl.double().numpy())
+    crop = crop_square(torch.from_numpy(_to_uint8(image)), CAMERA,
+                       hand_box(CAMERA.project(fit.keypoints.double()).numpy(), s.margin), s.crop_size)
+    samples, alpha = refiner._samples(x, problem, crop)
+    channels = _image_channels(crop, alpha, s)
+    current = refiner._evaluate(x, problem, samples, channels, crop.camera, 0.9)
+    _, g = current.normal_equations(refiner._sample_jacobian(x, problem, samples), problem.jacobian(x)[1], 0.9,
+                                    crop.camera, s)
+    numeric = np.zeros_like(x)
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = 1e-6
+        numeric[i] = (refiner._evaluate(x + e, problem, samples, channels, crop.camera, 0.9).cost
+                      - refiner._evaluate(x - e, problem, samples, channels, crop.camera, 0.9).cost) / 2e-6
+    cosine = numeric @ g / (np.linalg.norm(numeric) * np.linalg.norm(g))
+    assert cosine > 0.995
+    assert np.linalg.norm(2 * g - numeric) < 0.05 * np.linalg.norm(numeric)
+
+
+def test_refuses_an_avatar_of_another_model(avatar):
+    fitter = LandmarkFitter(avatar.hand_model())
+    with pytest.raises(ValueError, match="not this avatar"):
+        AppearanceRefiner(avatar.mirrored(), fitter)  # the other hand's avatar
