@@ -55,11 +55,11 @@ class RefineSettings:
     crop_size: int = 96
     margin: float = 0.2
     max_samples: int = 500
-    iterations: int = 3
+    iterations: int = 6
     blur: float = 1.0
     sigma_color: float = 0.1
     sigma_hand: float = 0.5
-    image_weight: float = 100.0
+    image_weight: float = 1500.0
     hand_weight: float = 1.0
     tolerance: float = 1e-3
     histogram_bins: int = 12
@@ -111,6 +111,10 @@ class AppearanceRefiner:
         self._faces = torch.as_tensor(avatar.hand.faces, dtype=torch.int64, device=self.device)
         self._root = torch.as_tensor(fitter._kinematics.root, dtype=torch.float64, device=self.device)
         self._light = torch.as_tensor(avatar.light_position, dtype=torch.float32, device=self.device)[None]
+        s = self.settings
+        # Robust kernel scales and weights of the four sampled channels: colour (3), hand (1).
+        self._kernels = (torch.tensor([s.sigma_color] * 3 + [s.sigma_hand], dtype=torch.float64, device=self.device),
+                         torch.tensor([1.0, 1.0, 1.0, s.hand_weight], dtype=torch.float64, device=self.device))
 
     def refine(self, frame: torch.Tensor | np.ndarray, camera: Camera, fit: HandFit, keypoints_2d: np.ndarray,
                world: np.ndarray | None, previous: HandFit | None = None, confidence: float = 1.0) -> Refinement:
@@ -128,13 +132,17 @@ class AppearanceRefiner:
             if len(samples) < 30:  # the hand barely shows in its own crop: nothing to align
                 return Refinement(fit, 0.0, 0, (np.nan, np.nan))
             image = _image_channels(crop, alpha, s)
-            jacobian = self._sample_jacobian(x, problem, samples)
-            weight = max(float(confidence), 0.05)
-            current = self._evaluate(x, problem, samples, image, crop.camera, weight)
+            motion = self._sample_motion(x, problem, samples)
+            current = self._evaluate(x, problem, samples, image, crop.camera, 1.0, motion)
+            # Where the avatar explains little of the frame at the start (an occluder, a sleeve,
+            # blur), its outliers' neighbours still pull; trust the landmarks more instead.
+            weight = max(float(confidence), 0.05) / max(current.agreement, 0.1) ** 2
+            current = self._evaluate(x, problem, samples, image, crop.camera, weight, motion)
             start_cost = current.cost
             damping, accepted = 1e-3, 0
             for _ in range(s.iterations):
-                H, g = current.normal_equations(jacobian, problem.jacobian(x)[1], weight, crop.camera, s)
+                H, g = current.normal_equations(motion.jacobian, problem.jacobian(x)[1], weight, crop.camera, s,
+                                                self._kernels)
                 free = _inactive_bounds(x, g, problem)
                 H, g = H[np.ix_(free, free)], g[free]
                 improved = False
@@ -142,7 +150,7 @@ class AppearanceRefiner:
                     candidate = x.copy()
                     candidate[free] += np.linalg.solve(H + damping * np.diag(H.diagonal() + 1e-9), -g)
                     candidate[6:] = np.clip(candidate[6:], problem.lower, problem.upper)
-                    trial = self._evaluate(candidate, problem, samples, image, crop.camera, weight)
+                    trial = self._evaluate(candidate, problem, samples, image, crop.camera, weight, motion)
                     if trial.cost < current.cost:
                         improved, damping = True, max(damping / 3.0, 1e-7)
                         break
@@ -169,12 +177,22 @@ class AppearanceRefiner:
         local = (samples.barycentrics[None, :, :, None].double() * corners).sum(2) - self._root
         return local @ rotation.transpose(1, 2) + xs[:, None, 3:6]
 
-    def _sample_jacobian(self, x: np.ndarray, problem: LandmarkProblem,
-                         samples: _Samples, step: float = 1e-5) -> torch.Tensor:
-        """The Jacobian (n, 3, D) of the sample positions at x, by forward differences."""
-        xs = np.concatenate([x[None], x + step * np.eye(len(x))])
+    def _sample_motion(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples,
+                       step: float = 1e-5) -> "_SampleMotion":
+        """The samples at x and their Jacobian: rigid parts in closed form, the joint angles by
+        forward differences (one batched model call)."""
+        xs = np.concatenate([x[None], x[None] + step * np.eye(len(x))[6:]])
         points = self._points(xs, problem, samples)
-        return ((points[1:] - points[0]) / step).permute(1, 2, 0)
+        p = points[0]
+        # x[:3] turns about the root before rotation0: d p / d omega = -[p - t]x ; d p / d t = I.
+        r = p - torch.as_tensor(x[3:6], dtype=p.dtype, device=p.device)
+        zero, one = torch.zeros_like(r[:, 0]), torch.ones_like(r[:, 0])
+        rotation = torch.stack([torch.stack([zero, r[:, 2], -r[:, 1]], 1),
+                                torch.stack([-r[:, 2], zero, r[:, 0]], 1),
+                                torch.stack([r[:, 1], -r[:, 0], zero], 1)], 1)
+        translation = torch.diag_embed(torch.stack([one, one, one], 1))
+        angles = ((points[1:] - p) / step).permute(1, 2, 0)
+        return _SampleMotion(x.copy(), p, torch.cat([rotation, translation, angles], 2))
 
     def _samples(self, x: np.ndarray, problem: LandmarkProblem, crop: Crop) -> tuple[_Samples, torch.Tensor]:
         """Render the avatar at x into the crop; its interior pixels as surface samples, and the
@@ -205,10 +223,25 @@ class AppearanceRefiner:
         return ((verts - self._root) @ rotation.T + xs[3:6]).float()
 
     def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: "_ImageChannels",
-                  camera: Camera, weight: float) -> "_Evaluation":
+                  camera: Camera, weight: float, motion: "_SampleMotion") -> "_Evaluation":
         r, keypoints = problem.residuals(x[None])
-        points = self._points(x, problem, samples)[0]
-        return _Evaluation.at(points, samples, image, camera, self.settings, r[0], keypoints[0], weight)
+        points = motion.at(x)
+        return _Evaluation.at(points, samples, image, camera, self.settings, self._kernels, r[0], keypoints[0], weight)
+
+
+@dataclasses.dataclass
+class _SampleMotion:
+    """The samples (n, 3) at x0 and their Jacobian (n, 3, D). Within a frame the pose moves little,
+    so the samples follow it to first order: a model evaluation per trial step would cost more
+    than the rest of the step (the landmark residuals stay exact)."""
+
+    x0: np.ndarray
+    points: torch.Tensor
+    jacobian: torch.Tensor
+
+    def at(self, x: np.ndarray) -> torch.Tensor:
+        dx = torch.as_tensor(x - self.x0, dtype=self.jacobian.dtype, device=self.jacobian.device)
+        return self.points + self.jacobian @ dx
 
 
 @dataclasses.dataclass
@@ -250,41 +283,41 @@ class _Evaluation:
 
     @classmethod
     def at(cls, points: torch.Tensor, samples: _Samples, image: _ImageChannels, camera: Camera, s: RefineSettings,
-           landmark_residuals: np.ndarray, keypoints: np.ndarray, weight: float) -> "_Evaluation":
+           kernels: tuple[torch.Tensor, torch.Tensor], landmark_residuals: np.ndarray, keypoints: np.ndarray,
+           weight: float) -> "_Evaluation":
         z = points[:, 2:].clamp(min=1e-3)
         uv = torch.cat([points[:, :1] / z * camera.fx + camera.cx, points[:, 1:2] / z * camera.fy + camera.cy], 1)
         values, gradients = image.sample(uv)
         values, gradients = values.double(), gradients.double()
         predicted = _gain_bias(samples.colour.double(), values[:, :3])
-        sigma = torch.tensor([s.sigma_color] * 3 + [s.sigma_hand], dtype=torch.float64, device=points.device)
+        sigma, channel_weights = kernels
         residuals = torch.cat([predicted - values[:, :3], 1 - values[:, 3:]], 1) / sigma
         rho = residuals ** 2 / (1 + residuals ** 2)
-        channel_weights = torch.tensor([1.0, 1.0, 1.0, s.hand_weight], dtype=torch.float64, device=points.device)
         image_cost = s.image_weight / len(samples) * float((rho * channel_weights).sum())
         cost = weight * float(landmark_residuals @ landmark_residuals) + image_cost
         agreement = float((residuals[:, :3].abs().amax(1) < 2).double().mean())
         return cls(cost, keypoints, landmark_residuals, points, residuals, gradients, agreement)
 
     def normal_equations(self, jacobian: torch.Tensor, landmark_jacobian: np.ndarray, weight: float,
-                         camera: Camera, s: RefineSettings) -> tuple[np.ndarray, np.ndarray]:
+                         camera: Camera, s: RefineSettings, kernels: tuple[torch.Tensor, torch.Tensor]
+                         ) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Newton H (D, D) and gradient g (D,) of the total cost, both halved (robust
         kernels by iteratively reweighted least squares). jacobian: (n, 3, D) of the samples;
         landmark_jacobian: (M, D) of the landmark residuals."""
         p = self.points
-        z = p[:, 2].clamp(min=1e-3)
-        du = torch.zeros(len(p), 2, 3, dtype=torch.float64, device=p.device)
-        du[:, 0, 0], du[:, 0, 2] = camera.fx / z, -camera.fx * p[:, 0] / z ** 2
-        du[:, 1, 1], du[:, 1, 2] = camera.fy / z, -camera.fy * p[:, 1] / z ** 2
-        motion = du @ jacobian  # (n, 2, D): pixel motion per parameter
-        sigma = torch.tensor([s.sigma_color] * 3 + [s.sigma_hand], dtype=torch.float64, device=p.device)
-        # A sample keeps its colour and reads the image where it moves to.
-        J = -(self.gradients @ motion) / sigma[None, :, None]  # (n, 4, D)
-        channel_weights = torch.tensor([1.0, 1.0, 1.0, s.hand_weight], dtype=torch.float64, device=p.device)
+        inv_z = 1 / p[:, 2:].clamp(min=1e-3)
+        # Pixel motion per parameter (n, 2, D): the projection's Jacobian times the samples'.
+        motion = torch.stack([camera.fx * inv_z * (jacobian[:, 0] - p[:, :1] * inv_z * jacobian[:, 2]),
+                              camera.fy * inv_z * (jacobian[:, 1] - p[:, 1:2] * inv_z * jacobian[:, 2])], 1)
+        sigma, channel_weights = kernels
+        # A sample keeps its colour and reads the image where it moves to. (Written out: torch's
+        # batched matmul of many 4x2 by 2xD products is slower than the two products.)
+        image_motion = self.gradients[..., :1] * motion[:, None, 0] + self.gradients[..., 1:] * motion[:, None, 1]
+        J = (-image_motion / sigma[:, None]).reshape(-1, motion.shape[-1])  # (n 4, D)
         irls = channel_weights / (1 + self.residuals ** 2) ** 2  # rho'(r) / 2r for rho = r^2 / (1 + r^2)
-        scale = s.image_weight / len(p)
-        Jw = J * irls[..., None]
-        H = scale * torch.einsum("nkd,nke->de", Jw, J).cpu().numpy()
-        g = scale * torch.einsum("nkd,nk->d", Jw, self.residuals).cpu().numpy()
+        Jw = J * irls.reshape(-1, 1) * (s.image_weight / len(p))
+        H = (Jw.T @ J).cpu().numpy()
+        g = (Jw.T @ self.residuals.reshape(-1)).cpu().numpy()
         Jl, r = landmark_jacobian, self.landmark_residuals
         return H + weight * (Jl.T @ Jl), g + weight * (Jl.T @ r)
 
