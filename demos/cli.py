@@ -74,6 +74,28 @@ def _demo_enrollment(out: Path, frames: int) -> None:
     avatar = build_avatar(folder, out, camera=clip.camera, settings=settings)
     print(f"enrolled a synthetic {avatar.side} hand ({100 * length:.1f} cm long) from {frames} frames in "
           f"{time.perf_counter() - start:.0f} s (quick settings): {out} (avatar.glb, avatar.obj, report.png)")
+    _demo_tracking_with_avatar(avatar, clip.shape)
+
+
+def _demo_tracking_with_avatar(avatar, shape: np.ndarray, frames: int = 60) -> None:
+    """Track the enrolled subject in a new clip with its avatar, with and without the appearance
+    refinement, against the clip's ground truth."""
+    from harp_track.synthetic import make_clip, tattoo_texture
+    from harp_track.tracker import Tracker
+
+    clip = make_clip(frames, (360, 640), seed=5, shape=shape, albedo=tattoo_texture(512))
+    items = [(f, clip.camera, t) for f, t in zip(clip.frames, clip.timestamps)]
+    for refine in (False, True):
+        with Tracker(avatar=avatar, max_hands=1, refine=refine) as tracker:
+            start = time.perf_counter()
+            results = list(tracker.track(items))
+            fps = len(items) / (time.perf_counter() - start)
+        pairs = [(r.hands[0], i) for i, r in enumerate(results) if r.hands]
+        error_3d = 1000 * np.mean([np.linalg.norm(h.joints - clip.joints[i], axis=1).mean() for h, i in pairs])
+        error_2d = np.mean([np.linalg.norm(h.keypoints_2d - clip.keypoints_2d[i], axis=1).mean() for h, i in pairs])
+        print(f"tracked the enrolled hand in a new clip {'with' if refine else 'without'} appearance refinement: "
+              f"{len(pairs)}/{frames} frames, 3D joint error {error_3d:.1f} mm (camera space), 2D {error_2d:.1f} px, "
+              f"{fps:.1f} FPS")
 
 
 def _track(args: argparse.Namespace) -> int:
@@ -84,7 +106,7 @@ def _track(args: argparse.Namespace) -> int:
     stats = webcam.run(args.video, headless=True, out=Path(args.overlay) if args.overlay else None,
                        camera=webcam.parse_intrinsics(args.camera_intrinsics), poses=Path(args.out),
                        max_frames=args.max_frames, loop=False, mirrored=args.mirrored,
-                       avatar=webcam.load_avatar(args.avatar))
+                       avatar=webcam.load_avatar(args.avatar), refine=not args.no_refine)
     print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
     return 0
 
@@ -94,7 +116,7 @@ def _webcam(args: argparse.Namespace) -> int:
 
     stats = webcam.run(args.video if args.video else args.camera, args.headless, args.out,
                        webcam.parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses,
-                       mirrored=args.mirrored, avatar=webcam.load_avatar(args.avatar))
+                       mirrored=args.mirrored, avatar=webcam.load_avatar(args.avatar), refine=not args.no_refine)
     print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
     return 0
 
@@ -135,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     track.add_argument("--mirrored", action="store_true", help="the video is a mirrored selfie view")
     track.add_argument("--max-frames", type=int, help="stop after this many frames")
     track.add_argument("--avatar", help="your avatar folder (from `harp enroll`): track your own hand, true size")
+    track.add_argument("--no-refine", action="store_true",
+                       help="with --avatar: track from the landmarks alone (no appearance refinement)")
     track.set_defaults(run=_track)
 
     export = commands.add_parser("export", help="write an avatar as glTF 2.0 (.glb) and OBJ/MTL with its textures")

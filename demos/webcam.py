@@ -61,13 +61,14 @@ def annotate(frame: np.ndarray, result: TrackingResult, fps: float) -> None:
 
 def run(source: int | str, headless: bool = False, out: Path | None = None, camera: Camera | None = None,
         max_frames: int | None = None, poses: Path | None = None, loop: bool = True,
-        mirrored: bool = False, avatar: Avatar | None = None) -> dict[str, float]:
+        mirrored: bool = False, avatar: Avatar | None = None, refine: bool = True) -> dict[str, float]:
     """Track `source` (camera index or video path) and show or write the overlay; with `avatar`,
-    the user's own hand is tracked (known size) and drawn textured.
+    the user's own hand is tracked (known size, and refined against its appearance unless
+    `refine` is False) and drawn textured.
     Returns mean per-stage milliseconds and the end-to-end FPS."""
     if headless and out is None:
         raise SystemExit("--headless needs --out to write the overlay video to")
-    tracker = Tracker(mirrored=mirrored, avatar=avatar)
+    tracker = Tracker(mirrored=mirrored, avatar=avatar, refine=refine)
     overlay = OverlayRenderer(tracker.models, avatar=avatar)
     writer, pose_file = None, poses.open("w") if poses else None
     recent = collections.deque(maxlen=30)
@@ -144,6 +145,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int)
     parser.add_argument("--mirrored", action="store_true", help="the input is a mirrored selfie view")
     parser.add_argument("--avatar", help="your avatar folder (from `harp enroll`): track and draw your own hand")
+    parser.add_argument("--no-refine", action="store_true",
+                        help="with --avatar: track from the landmarks alone (no appearance refinement)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stats = run(args.video if args.video else args.camera, args.headless, args.out,
                 parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses, mirrored=args.mirrored,
-                avatar=load_avatar(args.avatar))
+                avatar=load_avatar(args.avatar), refine=not args.no_refine)
     print(" ".join(f"{k}={v:.1f}" for k, v in stats.items()))
 
 

@@ -25,7 +25,7 @@ import torch
 
 from ..camera import Camera
 from ..hand import HandModel, HandModelData, HandModelError
-from ..render import Light, RenderMesh, ShadedRender, material_mip, projection_from_intrinsics, render_shaded, select_backend
+from ..render import Light, RenderMesh, ShadedRender, ShadowSettings, material_mip, projection_from_intrinsics, render_shaded, select_backend
 from ..mesh_io import save_textured_obj
 from ..result import TrackedHand
 from .gltf import export_glb
@@ -116,9 +116,10 @@ class Avatar:
         return out.image, out.alpha[..., 0]
 
     def shade(self, vertices: torch.Tensor, camera: Camera, image_size: Sequence[int],
-              light_position: torch.Tensor, intensity: float | torch.Tensor = 1.0) -> ShadedRender:
+              light_position: torch.Tensor, intensity: float | torch.Tensor = 1.0,
+              shadow: ShadowSettings | None = ShadowSettings()) -> ShadedRender:
         """As `render_vertices`, with everything `render_shaded` returns (the rasterizer output
-        gives each pixel's triangle and barycentrics)."""
+        gives each pixel's triangle and barycentrics); shadow=None skips self-shadowing."""
         key = ("render", str(vertices.device), vertices.dtype)
         if key not in self._cache:
             backend = select_backend(device=vertices.device)
@@ -130,7 +131,7 @@ class Avatar:
         backend, mesh, mip = self._cache[key]
         projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, image_size)
         return render_shaded(vertices, mesh, projection, image_size, Light(light_position.to(vertices), intensity=intensity),
-                             mip=mip, ambient=self.ambient, backend=backend)
+                             mip=mip, ambient=self.ambient, shadow=shadow, backend=backend)
 
     # ---- files ------------------------------------------------------------------------------
     def save(self, folder: str | Path, export: bool = True) -> Path:

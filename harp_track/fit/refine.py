@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ..avatar import Avatar
 from ..camera import Camera
+from ..render import ShadowSettings
 from ..hand.rotations import axis_angle_to_matrix
 from .crop import Crop, crop_square, hand_box
 from .landmark_fit import HandFit, LandmarkFitter, LandmarkProblem
@@ -50,19 +51,20 @@ class RefineSettings:
     sigma_color, sigma_hand: scales of the robust kernels (intensity, probability); image_weight:
     the image term's weight in units of one unit-noise landmark residual; hand_weight: the hand
     probability against colour; tolerance: relative cost decrease below which the refinement
-    stops. Chosen on our synthetic clips (never on the shared real frames)."""
+    stops; shadows: render the avatar's self-shadows from its capture light. Chosen on our synthetic clips (never on the shared real frames)."""
 
     crop_size: int = 96
     margin: float = 0.2
-    max_samples: int = 500
-    iterations: int = 6
+    max_samples: int = 400
+    iterations: int = 5
     blur: float = 1.0
     sigma_color: float = 0.1
     sigma_hand: float = 0.5
     image_weight: float = 1500.0
     hand_weight: float = 1.0
-    tolerance: float = 1e-3
+    tolerance: float = 2e-3
     histogram_bins: int = 12
+    shadows: bool = False
 
 
 @dataclasses.dataclass
@@ -139,9 +141,12 @@ class AppearanceRefiner:
             weight = max(float(confidence), 0.05) / max(current.agreement, 0.1) ** 2
             current = self._evaluate(x, problem, samples, image, crop.camera, weight, motion)
             start_cost = current.cost
+            # The landmark residuals are close to linear over one frame's correction: their
+            # Jacobian is taken once (the cost each step is checked against stays exact).
+            landmark_jacobian = problem.jacobian(x)[1]
             damping, accepted = 1e-3, 0
             for _ in range(s.iterations):
-                H, g = current.normal_equations(motion.jacobian, problem.jacobian(x)[1], weight, crop.camera, s,
+                H, g = current.normal_equations(motion.jacobian, landmark_jacobian, weight, crop.camera, s,
                                                 self._kernels)
                 free = _inactive_bounds(x, g, problem)
                 H, g = H[np.ix_(free, free)], g[free]
@@ -199,7 +204,8 @@ class AppearanceRefiner:
         (S, S) coverage."""
         s = self.settings
         verts = self._vertices(x, problem)
-        shaded = self.avatar.shade(verts, crop.camera, (s.crop_size, s.crop_size), self._light)
+        shaded = self.avatar.shade(verts, crop.camera, (s.crop_size, s.crop_size), self._light,
+                                   shadow=ShadowSettings() if s.shadows else None)
         alpha = shaded.alpha[0, ..., 0]
         rast = shaded.rast[0]
         inside = (rast[..., 3] > 0) & (alpha > 0.99) & (crop.valid > 0)
@@ -215,12 +221,13 @@ class AppearanceRefiner:
 
     def _vertices(self, x: np.ndarray, problem: LandmarkProblem) -> torch.Tensor:
         """(1, V, 3) float32 camera-space vertices at x."""
-        xs = torch.as_tensor(x, dtype=torch.float64, device=self.device)
-        rotation = axis_angle_to_matrix(xs[:3]) @ torch.as_tensor(problem.rotation0, device=self.device)
-        angles = torch.as_tensor(problem.angles0, device=self.device).clone()
+        xs = torch.as_tensor(x, dtype=torch.float32, device=self.device)
+        rotation = axis_angle_to_matrix(xs[:3]) @ torch.as_tensor(problem.rotation0, dtype=torch.float32,
+                                                                  device=self.device)
+        angles = torch.as_tensor(problem.angles0, dtype=torch.float32, device=self.device).clone()
         angles[problem.free] = xs[6:]
         verts = self.model(pose=self.model.anatomy.to_pose(angles[None], clamp=False)).vertices
-        return ((verts - self._root) @ rotation.T + xs[3:6]).float()
+        return (verts - self._root.float()) @ rotation.T + xs[3:6]
 
     def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: "_ImageChannels",
                   camera: Camera, weight: float, motion: "_SampleMotion") -> "_Evaluation":
