@@ -163,3 +163,40 @@ def test_refuses_an_avatar_of_another_model(avatar):
     fitter = LandmarkFitter(avatar.hand_model())
     with pytest.raises(ValueError, match="not this avatar"):
         AppearanceRefiner(avatar.mirrored(), fitter)  # the other hand's avatar
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_and_cuda_refinements_agree(avatar):
+    fitter = LandmarkFitter(avatar.hand_model())
+    rng = np.random.default_rng(7)
+    image, keypoints = _scene(avatar, 1, rng)
+    noisy, world, uv = _noisy_landmarks(keypoints, rng)
+    fit = fitter.fit(noisy, world, CAMERA)
+    frame = _to_uint8(image)
+    cpu = AppearanceRefiner(avatar, fitter).refine(frame, CAMERA, fit, noisy, world)
+    cuda = AppearanceRefiner(avatar, fitter, device="cuda").refine(torch.from_numpy(frame).cuda(), CAMERA, fit,
+                                                                  noisy, world)
+    # Rasterization ties and float reductions differ between devices; poses agree to a fraction of a pixel.
+    gap = np.linalg.norm(CAMERA.project(cpu.fit.keypoints).numpy() - CAMERA.project(cuda.fit.keypoints).numpy(), axis=1)
+    assert gap.mean() < 0.3
+    assert abs(cpu.agreement - cuda.agreement) < 0.05
+
+
+def test_vectorized_render_path_gives_the_same_refinement(avatar, monkeypatch):
+    """CUDA runs the renderer's vectorized torch path, not the numba kernels: run that path on the
+    CPU here so the GPU code path is exercised on every machine."""
+    from harp_track.render import ops
+    fitter = LandmarkFitter(avatar.hand_model())
+    rng = np.random.default_rng(7)
+    image, keypoints = _scene(avatar, 1, rng)
+    noisy, world, uv = _noisy_landmarks(keypoints, rng)
+    fit = fitter.fit(noisy, world, CAMERA)
+    frame = _to_uint8(image)
+    kernels = AppearanceRefiner(avatar, fitter).refine(frame, CAMERA, fit, noisy, world)
+    monkeypatch.setattr(ops, "HAS_NUMBA", False)
+    vectorized = AppearanceRefiner(avatar, fitter).refine(frame, CAMERA, fit, noisy, world)
+    gap = np.linalg.norm(CAMERA.project(kernels.fit.keypoints).numpy()
+                         - CAMERA.project(vectorized.fit.keypoints).numpy(), axis=1)
+    assert gap.mean() < 0.3
+    assert abs(kernels.agreement - vectorized.agreement) < 0.05
