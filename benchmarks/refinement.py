@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -36,7 +35,8 @@ from avatar_builder import BuildSettings, build_avatar
 from avatar_builder.coarse import ruler_length
 from benchmarks.avatar import HGC, _write_frames
 from benchmarks.timing import machine_description, markdown_table
-from benchmarks.tracking import VIDEO, errors, load_hgc, pnp
+from benchmarks.landmarks import read_video
+from benchmarks.tracking import VIDEO, errors, load_hgc, pnp, second_difference
 from harp_track.fit.filtering import PoseFilterSettings
 from harp_track.landmarks import create_detector
 from harp_track.synthetic import ENROLLMENT_SHAPE, make_clip, make_enrollment_clip, tattoo_texture
@@ -102,20 +102,7 @@ def subject_clip(lighting: str, occluder: bool, frames: int = 150):
 
 
 def jitter_rows(avatar: ht.Avatar) -> list[list]:
-    capture = cv2.VideoCapture(str(VIDEO))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
-
-    def second_difference(series) -> float:
-        values = [np.linalg.norm(a - 2 * b + c, axis=-1).mean() for a, b, c in zip(series, series[1:], series[2:])
-                  if a is not None and b is not None and c is not None]
-        return float(np.mean(values))
+    frames, fps = read_video(VIDEO), 25.0  # the sample video's rate
 
     detector = create_detector("mediapipe", max_hands=1)
     found = [detector.detect(f, i / fps) for i, f in enumerate(frames)]

@@ -155,6 +155,14 @@ def accuracy_rows(frames: int) -> list[list]:
     return rows
 
 
+def second_difference(series: list[np.ndarray | None]) -> float:
+    """Mean magnitude of the second difference of a per-frame series of (..., D) points, over
+    runs of three frames that all have a value (jitter, per frame squared)."""
+    values = [np.linalg.norm(a - 2 * b + c, axis=-1).mean() for a, b, c in zip(series, series[1:], series[2:])
+              if a is not None and b is not None and c is not None]
+    return float(np.mean(values))
+
+
 def jitter_and_speed_rows(max_frames: int | None = None) -> tuple[list[list], list[list]]:
     capture = cv2.VideoCapture(str(VIDEO))
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
@@ -185,11 +193,6 @@ def jitter_and_speed_rows(max_frames: int | None = None) -> tuple[list[list], li
             ours3d.append(hand.joints - hand.joints.mean(0) if hand else None)
             ours_cam.append(hand.joints if hand else None)
         elapsed = time.perf_counter() - start
-
-    def second_difference(series) -> float:
-        values = [np.linalg.norm(a - 2 * b + c, axis=-1).mean() for a, b, c in zip(series, series[1:], series[2:])
-                  if a is not None and b is not None and c is not None]
-        return float(np.mean(values))
 
     jitter = [
         ["MediaPipe (raw)", second_difference(mp2d), 1000 * second_difference(mp3d), "—"],

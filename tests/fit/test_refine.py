@@ -70,6 +70,16 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image * 255).round().to(torch.uint8).numpy()
 
 
+def _case(avatar: Avatar, index: int, seed: int, settings: RefineSettings | None = None):
+    """A refiner, a scene, its noisy landmarks and their fit: (refiner, image, keypoints,
+    noisy, world, uv, fit)."""
+    fitter = LandmarkFitter(avatar.hand_model())
+    rng = np.random.default_rng(seed)
+    image, keypoints = _scene(avatar, index, rng)
+    noisy, world, uv = _noisy_landmarks(keypoints, rng)
+    return AppearanceRefiner(avatar, fitter, settings), image, keypoints, noisy, world, uv, fitter.fit(noisy, world, CAMERA)
+
+
 def test_refinement_corrects_noisy_landmark_fits(avatar):
     fitter = LandmarkFitter(avatar.hand_model())
     refiner = AppearanceRefiner(avatar, fitter)
@@ -92,12 +102,7 @@ def test_refinement_corrects_noisy_landmark_fits(avatar):
 
 
 def test_exposure_and_white_balance_do_not_pull_the_pose(avatar):
-    fitter = LandmarkFitter(avatar.hand_model())
-    refiner = AppearanceRefiner(avatar, fitter)
-    rng = np.random.default_rng(3)
-    image, keypoints = _scene(avatar, 0, rng)
-    noisy, world, uv = _noisy_landmarks(keypoints, rng)
-    fit = fitter.fit(noisy, world, CAMERA)
+    refiner, image, keypoints, noisy, world, uv, fit = _case(avatar, 0, 3)
     normal = refiner.refine(_to_uint8(image), CAMERA, fit, noisy, world)
     cast = refiner.refine(_to_uint8((image * torch.tensor([0.65, 0.75, 0.9]) + 0.03).clamp(0, 1)),
                           CAMERA, fit, noisy, world)
@@ -108,12 +113,7 @@ def test_exposure_and_white_balance_do_not_pull_the_pose(avatar):
 
 
 def test_occlusion_lowers_agreement_without_dragging_the_pose(avatar):
-    fitter = LandmarkFitter(avatar.hand_model())
-    refiner = AppearanceRefiner(avatar, fitter)
-    rng = np.random.default_rng(11)
-    image, keypoints = _scene(avatar, 0, rng)
-    noisy, world, uv = _noisy_landmarks(keypoints, rng)
-    fit = fitter.fit(noisy, world, CAMERA)
+    refiner, image, keypoints, noisy, world, uv, fit = _case(avatar, 0, 11)
     clear = refiner.refine(_to_uint8(image), CAMERA, fit, noisy, world)
     # A dark bar across the middle of the hand, a third of its width.
     occluded = image.clone()
@@ -133,13 +133,8 @@ def test_step_follows_the_gradient_of_the_cost(avatar, image_weight, min_cosine)
     The landmark part is exact. The image part reads interpolated image gradients (central
     differences of the blurred crop), not the derivative of the bilinear lookup, and holds the
     exposure gain and bias fixed: a close, smooth approximation (cosine 0.979 measured)."""
-    fitter = LandmarkFitter(avatar.hand_model())
-    refiner = AppearanceRefiner(avatar, fitter, RefineSettings(image_weight=image_weight))
-    rng = np.random.default_rng(5)
-    image, keypoints = _scene(avatar, 2, rng)
-    noisy, world, _ = _noisy_landmarks(keypoints, rng)
-    fit = fitter.fit(noisy, world, CAMERA)
-    s = refiner.settings
+    refiner, image, keypoints, noisy, world, _, fit = _case(avatar, 2, 5, RefineSettings(image_weight=image_weight))
+    fitter, s = refiner.fitter, refiner.settings
     problem = fitter.problem(noisy, world, CAMERA, None, start=fit)
     x = problem.start(fit.transl.double().numpy())
     crop = crop_square(torch.from_numpy(_to_uint8(image)), CAMERA,
@@ -168,14 +163,10 @@ def test_refuses_an_avatar_of_another_model(avatar):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cpu_and_cuda_refinements_agree(avatar):
-    fitter = LandmarkFitter(avatar.hand_model())
-    rng = np.random.default_rng(7)
-    image, keypoints = _scene(avatar, 1, rng)
-    noisy, world, uv = _noisy_landmarks(keypoints, rng)
-    fit = fitter.fit(noisy, world, CAMERA)
+    refiner, image, keypoints, noisy, world, uv, fit = _case(avatar, 1, 7)
     frame = _to_uint8(image)
-    cpu = AppearanceRefiner(avatar, fitter).refine(frame, CAMERA, fit, noisy, world)
-    cuda = AppearanceRefiner(avatar, fitter, device="cuda").refine(torch.from_numpy(frame).cuda(), CAMERA, fit,
+    cpu = refiner.refine(frame, CAMERA, fit, noisy, world)
+    cuda = AppearanceRefiner(avatar, refiner.fitter, device="cuda").refine(torch.from_numpy(frame).cuda(), CAMERA, fit,
                                                                   noisy, world)
     # Rasterization ties and float reductions differ between devices; poses agree to a fraction of a pixel.
     gap = np.linalg.norm(CAMERA.project(cpu.fit.keypoints).numpy() - CAMERA.project(cuda.fit.keypoints).numpy(), axis=1)
@@ -187,15 +178,11 @@ def test_vectorized_render_path_gives_the_same_refinement(avatar, monkeypatch):
     """CUDA runs the renderer's vectorized torch path, not the numba kernels: run that path on the
     CPU here so the GPU code path is exercised on every machine."""
     from harp_track.render import ops
-    fitter = LandmarkFitter(avatar.hand_model())
-    rng = np.random.default_rng(7)
-    image, keypoints = _scene(avatar, 1, rng)
-    noisy, world, uv = _noisy_landmarks(keypoints, rng)
-    fit = fitter.fit(noisy, world, CAMERA)
+    refiner, image, keypoints, noisy, world, uv, fit = _case(avatar, 1, 7)
     frame = _to_uint8(image)
-    kernels = AppearanceRefiner(avatar, fitter).refine(frame, CAMERA, fit, noisy, world)
+    kernels = refiner.refine(frame, CAMERA, fit, noisy, world)
     monkeypatch.setattr(ops, "HAS_NUMBA", False)
-    vectorized = AppearanceRefiner(avatar, fitter).refine(frame, CAMERA, fit, noisy, world)
+    vectorized = AppearanceRefiner(avatar, refiner.fitter).refine(frame, CAMERA, fit, noisy, world)
     gap = np.linalg.norm(CAMERA.project(kernels.fit.keypoints).numpy()
                          - CAMERA.project(vectorized.fit.keypoints).numpy(), axis=1)
     assert gap.mean() < 0.3
