@@ -51,7 +51,9 @@ class RefineSettings:
     sigma_color, sigma_hand: scales of the robust kernels (intensity, probability); image_weight:
     the image term's weight in units of one unit-noise landmark residual; hand_weight: the hand
     probability against colour; tolerance: relative cost decrease below which the refinement
-    stops; shadows: render the avatar's self-shadows from its capture light. Chosen on our synthetic clips (never on the shared real frames)."""
+    stops; shadows: render the avatar's self-shadows from its capture light; sigma_motion: metres,
+    how far the wrist is expected to move from the previous frame's refined position (the image
+    pins depth only through the hand's apparent size, so without it depth jitters). Chosen on our synthetic clips (never on the shared real frames)."""
 
     crop_size: int = 96
     margin: float = 0.2
@@ -65,6 +67,7 @@ class RefineSettings:
     tolerance: float = 2e-3
     histogram_bins: int = 12
     shadows: bool = False
+    sigma_motion: float = 0.005
 
 
 @dataclasses.dataclass
@@ -135,11 +138,12 @@ class AppearanceRefiner:
                 return Refinement(fit, 0.0, 0, (np.nan, np.nan))
             image = _image_channels(crop, alpha, s)
             motion = self._sample_motion(x, problem, samples)
-            current = self._evaluate(x, problem, samples, image, crop.camera, 1.0, motion)
+            anchor = None if previous is None else previous.transl.double().numpy()
+            current = self._evaluate(x, problem, samples, image, crop.camera, 1.0, motion, anchor)
             # Where the avatar explains little of the frame at the start (an occluder, a sleeve,
             # blur), its outliers' neighbours still pull; trust the landmarks more instead.
             weight = max(float(confidence), 0.05) / max(current.agreement, 0.1) ** 2
-            current = self._evaluate(x, problem, samples, image, crop.camera, weight, motion)
+            current = self._evaluate(x, problem, samples, image, crop.camera, weight, motion, anchor)
             start_cost = current.cost
             # The landmark residuals are close to linear over one frame's correction: their
             # Jacobian is taken once (the cost each step is checked against stays exact).
@@ -148,6 +152,9 @@ class AppearanceRefiner:
             for _ in range(s.iterations):
                 H, g = current.normal_equations(motion.jacobian, landmark_jacobian, weight, crop.camera, s,
                                                 self._kernels)
+                if anchor is not None:
+                    H[3:6, 3:6] += np.eye(3) / s.sigma_motion ** 2
+                    g[3:6] += (x[3:6] - anchor) / s.sigma_motion ** 2
                 free = _inactive_bounds(x, g, problem)
                 H, g = H[np.ix_(free, free)], g[free]
                 improved = False
@@ -155,7 +162,7 @@ class AppearanceRefiner:
                     candidate = x.copy()
                     candidate[free] += np.linalg.solve(H + damping * np.diag(H.diagonal() + 1e-9), -g)
                     candidate[6:] = np.clip(candidate[6:], problem.lower, problem.upper)
-                    trial = self._evaluate(candidate, problem, samples, image, crop.camera, weight, motion)
+                    trial = self._evaluate(candidate, problem, samples, image, crop.camera, weight, motion, anchor)
                     if trial.cost < current.cost:
                         improved, damping = True, max(damping / 3.0, 1e-7)
                         break
@@ -230,10 +237,15 @@ class AppearanceRefiner:
         return (verts - self._root.float()) @ rotation.T + xs[3:6]
 
     def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: "_ImageChannels",
-                  camera: Camera, weight: float, motion: "_SampleMotion") -> "_Evaluation":
+                  camera: Camera, weight: float, motion: "_SampleMotion",
+                  anchor: np.ndarray | None = None) -> "_Evaluation":
+        """Landmark, image and (given the previous wrist position `anchor`) motion terms at x."""
         r, keypoints = problem.residuals(x[None])
         points = motion.at(x)
-        return _Evaluation.at(points, samples, image, camera, self.settings, self._kernels, r[0], keypoints[0], weight)
+        out = _Evaluation.at(points, samples, image, camera, self.settings, self._kernels, r[0], keypoints[0], weight)
+        if anchor is not None:
+            out.cost += float(((x[3:6] - anchor) ** 2).sum()) / self.settings.sigma_motion ** 2
+        return out
 
 
 @dataclasses.dataclass
