@@ -10,10 +10,6 @@ import torch
 
 from harp_track.avatar import Avatar
 
-from harp_track.fit import HandFit, LandmarkFitter
-from harp_track.fit.refine import AppearanceRefiner, RefineSettings
-from harp_track.hand.rotations import axis_angle_to_matrix
-
 from .coarse import CoarseFit, coarse_fit
 from .frames import Frame
 from .optimize import POSE_STAGE, AvatarProblem, OptimizeSettings, Solution, optimize
@@ -33,18 +29,13 @@ class PoseFit:
 
 
 def fit_avatar(avatar: Avatar, frames: list[Frame], schedule: tuple[tuple[int, int], ...] = ((256, 100),),
-               batch: int = 8, settings: OptimizeSettings | None = None, progress: bool = False,
-               align: RefineSettings | None = None) -> PoseFit:
+               batch: int = 8, settings: OptimizeSettings | None = None, progress: bool = False) -> PoseFit:
     """Pose `avatar` in `frames`: landmarks and a landmark fit with the avatar's skeleton, then
     per-frame pose, translation and light refined by the same photometric, silhouette and
     keypoint loss the builder uses, with shape and appearance held fixed. schedule: (crop size,
-    Adam steps per frame) passes, each starting where the last ended (coarse to fine).
-    align: first align each frame's landmark fit with the tracker's appearance refinement
-    (Gauss-Newton, `harp_track.fit.refine`) under these settings; None skips it."""
+    Adam steps per frame) passes, each starting where the last ended (coarse to fine)."""
     fit = coarse_fit(frames, avatar.for_side("right").hand_model(), side=avatar.side,
                      shape=np.zeros(0, np.float32), min_frames=1, progress=progress)
-    if align is not None:
-        fit = _aligned(avatar, fit, align)
     model = avatar.hand_model()
     # Larger steps than the builder's: a pose starts further from its optimum than a shared shape.
     settings = settings or OptimizeSettings(lr_rotation=0.01, lr_transl=0.00125)
@@ -66,23 +57,3 @@ def fit_avatar(avatar: Avatar, frames: list[Frame], schedule: tuple[tuple[int, i
         vertices = problem.posed(idx).vertices
         intensity = torch.stack(list(problem.intensity))[:, 0]
     return PoseFit(fit, solution, vertices, intensity)
-
-
-def _aligned(avatar: Avatar, fit: CoarseFit, settings: RefineSettings) -> CoarseFit:
-    """Each frame's pose after the appearance refinement, started from its landmark fit."""
-    model = avatar.hand_model()
-    fitter = LandmarkFitter(model)
-    refiner = AppearanceRefiner(avatar, fitter, settings)
-    root = torch.as_tensor(fitter._kinematics.root, dtype=torch.float32)
-    orient, pose, transl = fit.global_orient.copy(), fit.pose.copy(), fit.transl.copy()
-    for i, frame in enumerate(fit.frames):
-        # The coarse fit's model inputs back to the fitter's parameters (rotation about the root).
-        start = HandFit(rotation=axis_angle_to_matrix(torch.from_numpy(fit.global_orient[i])),
-                        transl=torch.from_numpy(fit.transl[i]) + root,
-                        angles=model.anatomy.from_pose(torch.from_numpy(fit.pose[i])[None])[0],
-                        keypoints=torch.zeros(21, 3), reprojection_px=0.0, iterations=0)
-        start = dataclasses.replace(start, keypoints=torch.from_numpy(fitter.keypoints(start)).float())
-        refined = refiner.refine(frame.image, fit.cameras[i], start, fit.landmarks[i], None, previous=None)
-        inputs = fitter.model_inputs(refined.fit)
-        orient[i], pose[i], transl[i] = (inputs[k][0].numpy() for k in ("global_orient", "pose", "transl"))
-    return dataclasses.replace(fit, global_orient=orient, pose=pose, transl=transl)
