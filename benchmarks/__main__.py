@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("landmarks", "Hand landmarks"),
     ("tracking", "Tracking: accuracy on real frames, jitter, speed"),
     ("avatar", "Avatars: reconstruction quality and build time"),
+    ("refinement", "Tracking with an avatar: the appearance refinement"),
 ]
 
 
