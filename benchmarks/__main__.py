@@ -1,6 +1,8 @@
 """Run every benchmark and write docs/benchmarks.md.
 
     python -m benchmarks [--out docs/benchmarks.md] [--only hand_model,render]
+
+With --only, the named sections are rerun and replace theirs in the report; the rest stay.
 """
 
 from __future__ import annotations
@@ -26,20 +28,30 @@ BENCHMARKS = [
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the benchmarks and write a markdown report.")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--only", default="", help="comma-separated benchmark names")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names; the report's other "
+                                                   "sections are kept as they are")
     args = parser.parse_args(argv)
     chosen = [b for b in BENCHMARKS if not args.only or b[0] in args.only.split(",")]
     machine = machine_description()
-    sections = [f"# Benchmarks\n\nWritten by `python -m benchmarks` on "
-                f"{datetime.date.today().isoformat()}.\n\nMachine: {machine}\n"]
+    kept = _sections(args.out.read_text()) if args.only and args.out.is_file() else {}
+    today = datetime.date.today().isoformat()
     for name, title in chosen:
         print(f"== {title}", flush=True)
         table = importlib.import_module(f"benchmarks.{name}").run()
         print(table, flush=True)
-        sections.append(f"## {title}\n\n`python -m benchmarks.{name}`\n\n{table}\n")
+        kept[title] = f"## {title}\n\n`python -m benchmarks.{name}`, run {today} on {machine}\n\n{table}\n"
+    header = (f"# Benchmarks\n\nWritten by `python -m benchmarks`; each section says when and where it ran "
+              f"(last written {today}).\n")
+    sections = [header] + [kept[title] for _, title in BENCHMARKS if title in kept]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(sections))
     print(f"wrote {args.out}")
+
+
+def _sections(report: str) -> dict[str, str]:
+    """The '## title' sections of an earlier report, by title."""
+    parts = report.split("\n## ")[1:]
+    return {part.split("\n", 1)[0]: "## " + part.rstrip("\n") + "\n" for part in parts}
 
 
 if __name__ == "__main__":

@@ -4,18 +4,18 @@ Per frame: landmarks (MediaPipe or its ONNX port) -> a fit of the hand model to 
 in camera space) -> with an avatar, the appearance-consistency refinement (the avatar rendered
 into the frame and the pose adjusted until it lines up) -> temporal filtering -> joints,
 keypoints, mesh and model parameters. `Tracker.track` pipelines a stream: the landmarks of the
-next frame run in a worker thread while the current one is fitted and refined.
+next frame run in a second process while the current one is fitted and refined.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import time
 from typing import Iterable, Iterator
 
 import numpy as np
+import threadpoolctl
 import torch
 
 from .avatar import Avatar
@@ -25,6 +25,7 @@ from .fit.filtering import HandPoseFilter, PoseFilterSettings
 from .fit.refine import AppearanceRefiner, RefineSettings
 from .hand import HandModel, load_hand_model
 from .landmarks import HandLandmarks, create_detector
+from .landmarks.worker import DetectorProcess
 from .result import TrackedHand, TrackingResult
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,11 @@ class Tracker:
     onnxruntime's CUDA provider) and the refinement's render run ("auto": CUDA when present).
     The landmark fit's small solves and the output mesh stay on the CPU, where they are cheaper
     than a kernel launch.
-    torch_threads: the per-frame tensors are tiny, so torch's thread hand-offs cost more than
+    torch_threads: the per-frame tensors and matrices are tiny, so thread hand-offs cost more than
     they save, and they fight MediaPipe's own threads (measured here: the fit took 219 ms a frame
-    with 2 threads, 35 ms with 1). The tracker therefore sets torch's process-wide intra-op
-    thread count to this; None leaves it alone.
+    with 2 torch threads, 35 ms with 1; with OpenBLAS's two threads and the landmarks in a second
+    process, 15 ms instead of 4). The tracker therefore sets the process-wide thread count of
+    torch's intra-op pool and of numpy's BLAS to this; None leaves them alone.
     """
 
     def __init__(self, hand_model: HandModel | None = None, hand_shape: torch.Tensor | None = None,
@@ -72,6 +74,7 @@ class Tracker:
                  torch_threads: int | None = 1):
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
+            threadpoolctl.threadpool_limits(limits=torch_threads, user_api="blas")
         if avatar is not None:
             hand_model, hand_shape = avatar.for_side("right").hand_model(), None
         right = hand_model or load_hand_model()
@@ -97,7 +100,8 @@ class Tracker:
         self._refiners = {side: AppearanceRefiner(avatar.for_side(model.side), self._fitters[side], refine_settings,
                                                   self.device)
                           for side, model in self.models.items()} if avatar is not None and refine else {}
-        self._detector = create_detector(landmarks, max_hands=max_hands, mirrored=mirrored, device=device)
+        self._detector_options = dict(backend=landmarks, max_hands=max_hands, mirrored=mirrored, device=device)
+        self._detector = create_detector(**self._detector_options)
         self._smoothing = smoothing
         # Filtered and raw poses may differ by this fraction of the hand's image size (mean
         # keypoint distance) before the filter restarts; landmark noise is about 1%.
@@ -122,26 +126,33 @@ class Tracker:
         return self._update(image_rgb, camera, t, detections, 1000 * (time.perf_counter() - start))
 
     def track(self, frames: Iterable[np.ndarray | tuple]) -> Iterator[TrackingResult]:
-        """Track a stream, pipelined: the landmarks of frame t + 1 run in a worker thread while
-        frame t is fitted and refined (both release the GIL in their native code). Same results as
-        calling `process` on every frame. frames: images, or (image, camera, timestamp) tuples."""
-        def unpack(item):
-            return item if isinstance(item, tuple) else (item, None, None)
-
-        def detect(item):
-            image, camera, t = self._checked_frame(*unpack(item))
-            start = time.perf_counter()
-            return image, camera, t, self._detector.detect(image, t), 1000 * (time.perf_counter() - start)
+        """Track a stream, pipelined: the landmarks of frame t + 1 run in a second process
+        (`landmarks.worker`) while frame t is fitted and refined. Same results as calling `process`
+        on every frame. frames: images, or (image, camera, timestamp) tuples. The tracks carry on
+        across `track` and `process` calls."""
+        def checked(item):
+            return self._checked_frame(*(item if isinstance(item, tuple) else (item, None, None)))
 
         frames = iter(frames)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
-            first = next(frames, None)
-            pending = None if first is None else worker.submit(detect, first)
-            while pending is not None:
-                image, camera, t, detections, landmark_ms = pending.result()
-                following = next(frames, None)
-                pending = None if following is None else worker.submit(detect, following)
-                yield self._update(image, camera, t, detections, landmark_ms)
+        with DetectorProcess(**self._detector_options) as worker:
+            queued = []  # checked frames submitted to the worker, oldest first
+            for _ in range(2):  # one frame in flight while another is fitted
+                item = next(frames, None)
+                if item is not None:
+                    queued.append(checked(item))
+                    worker.submit(queued[-1][0], queued[-1][2])
+            while queued:
+                start = time.perf_counter()
+                detections = worker.result()
+                waited_ms = 1000 * (time.perf_counter() - start)
+                image, camera, t = queued.pop(0)
+                item = next(frames, None)
+                if item is not None:
+                    queued.append(checked(item))
+                    worker.submit(queued[-1][0], queued[-1][2])
+                # The landmarks' own time is hidden behind the last frame's work: what is left is
+                # the wait for them.
+                yield self._update(image, camera, t, detections, waited_ms)
 
     def _checked_frame(self, image_rgb: np.ndarray, camera: Camera | None,
                        timestamp: float | None) -> tuple[np.ndarray, Camera, float]:
