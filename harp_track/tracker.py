@@ -129,7 +129,9 @@ class Tracker:
         """Track a stream, pipelined: the landmarks of frame t + 1 run in a second process
         (`landmarks.worker`) while frame t is fitted and refined. Same results as calling `process`
         on every frame. frames: images, or (image, camera, timestamp) tuples. The tracks carry on
-        across `track` and `process` calls."""
+        across `track` and `process` calls. `timings["landmarks"]` is then the wait for them. The
+        landmark process is `sys.executable`; where that is not a Python interpreter (some
+        embedding hosts), use `process`."""
         def checked(item):
             return self._checked_frame(*(item if isinstance(item, tuple) else (item, None, None)))
 
