@@ -147,3 +147,17 @@ def test_cuda_device_without_cuda_is_refused(clip_avatar):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="no CUDA device"):
         Tracker(avatar=clip_avatar, device="cuda")
+
+
+def test_mirrored_selfie_view_refines_with_the_mirrored_avatar(clip, clip_avatar):
+    """The user's right hand in a selfie view looks like a left hand: it is refined with the
+    avatar's mirror image, and the result mirrors the unmirrored refined one."""
+    frame = clip.frames[0]
+    with Tracker(avatar=clip_avatar, max_hands=1, smoothing=None) as plain, \
+            Tracker(avatar=clip_avatar, max_hands=1, smoothing=None, mirrored=True) as selfie:
+        direct = plain.process(frame, clip.camera, 0.0).hands[0]
+        flipped = selfie.process(np.ascontiguousarray(frame[:, ::-1]), clip.camera, 0.0).hands[0]
+    assert flipped.handedness == "right" and flipped.appearance_agreement > 0.8
+    assert abs(flipped.appearance_agreement - direct.appearance_agreement) < 0.1
+    mirrored_joints = direct.joints * np.array([-1.0, 1.0, 1.0], np.float32)
+    assert np.linalg.norm(flipped.joints - mirrored_joints, axis=1).mean() < 0.02
