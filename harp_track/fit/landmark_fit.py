@@ -140,7 +140,7 @@ class LandmarkFitter:
         else:
             problem = self.problem(uv, world, camera, previous)
             x0, iterations = problem.start(previous.transl.double().numpy()), self.iterations
-        x, keypoints, steps = _levenberg_marquardt(problem.residuals, x0, iterations, problem.lower, problem.upper)
+        x, keypoints, steps = _levenberg_marquardt(problem, x0, iterations)
         return problem.to_fit(x, keypoints, steps)
 
     def problem(self, keypoints_2d: np.ndarray, world: np.ndarray | None, camera: Camera,
@@ -235,9 +235,11 @@ class LandmarkProblem:
             parts.append((x[:, 6:] - self.previous_free) / w.sigma_temporal)
         return np.concatenate(parts, 1), kp
 
-    def jacobian(self, x: np.ndarray, step: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-        """Residuals r (M,) at x (D,) and their Jacobian (M, D) by forward differences."""
-        r = self.residuals(x[None])[0][0]
+    def jacobian(self, x: np.ndarray, r: np.ndarray | None = None, step: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals r (M,) at x (D,) (pass them when known) and their Jacobian (M, D) by forward
+        differences, all perturbations in one batched evaluation."""
+        if r is None:
+            r = self.residuals(x[None])[0][0]
         return r, ((self.residuals(x + step * np.eye(len(x)))[0] - r) / step).T
 
     def to_fit(self, x: np.ndarray, keypoints: np.ndarray | None = None, iterations: int = 0) -> HandFit:
@@ -256,24 +258,22 @@ def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
     return axis_angle_to_matrix(torch.as_tensor(rotvec, dtype=torch.float64)).numpy()
 
 
-def _levenberg_marquardt(evaluate, x: np.ndarray, iterations: int, lower: np.ndarray, upper: np.ndarray,
-                         step: float = 1e-6) -> tuple[np.ndarray, np.ndarray, int]:
-    """Minimise |r(x)|^2 over x (D,), x[6:] clamped to [lower, upper] after every step.
+def _levenberg_marquardt(problem: LandmarkProblem, x: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Minimise |r(x)|^2 over x (D,), x[6:] clamped to the angle limits after every step.
     Returns x, the keypoints at x and the number of steps taken."""
-    r, kp = evaluate(x[None])
+    r, kp = problem.residuals(x[None])
     r, kp = r[0], kp[0]
     cost = float(r @ r)
     damping = 1e-3
-    eye = np.eye(len(x))
     steps = 0
     for steps in range(1, iterations + 1):
-        J = ((evaluate(x + step * eye)[0] - r) / step).T  # (M, D), one batched evaluation
+        J = problem.jacobian(x, r)[1]
         JtJ, Jtr = J.T @ J, J.T @ r
         improved = False
         for _ in range(4):
             candidate = x - np.linalg.solve(JtJ + damping * np.diag(JtJ.diagonal() + 1e-6), Jtr)
-            candidate[6:] = np.clip(candidate[6:], lower, upper)
-            r_new, kp_new = evaluate(candidate[None])
+            candidate[6:] = np.clip(candidate[6:], problem.lower, problem.upper)
+            r_new, kp_new = problem.residuals(candidate[None])
             cost_new = float(r_new[0] @ r_new[0])
             if cost_new < cost:
                 improved = True
