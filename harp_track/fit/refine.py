@@ -150,15 +150,14 @@ class AppearanceRefiner:
             # Where the avatar explains little of the frame at the start (an occluder, a sleeve,
             # blur), its outliers' neighbours still pull; trust the landmarks more instead.
             weight = max(float(confidence), 0.05) / max(current.agreement, 0.1) ** 2
-            current = self._evaluate(x, problem, samples, image, crop.camera, weight, motion, anchor)
+            current = dataclasses.replace(current, weight=weight)
             start_cost = current.cost
             # The landmark residuals are close to linear over one frame's correction: their
             # Jacobian is taken once (the cost each step is checked against stays exact).
-            landmark_jacobian = problem.jacobian(x)[1]
+            landmark_jacobian = problem.jacobian(x, current.landmark_residuals)[1]
             damping, accepted = 1e-3, 0
             for _ in range(s.iterations):
-                H, g = current.normal_equations(motion.jacobian, landmark_jacobian, weight, crop.camera, s,
-                                                self._kernels)
+                H, g = current.normal_equations(motion.jacobian, landmark_jacobian, crop.camera, s, self._kernels)
                 if anchor is not None:
                     H[3:6, 3:6] += np.eye(3) / s.sigma_motion ** 2
                     g[3:6] += (x[3:6] - anchor) / s.sigma_motion ** 2
@@ -249,10 +248,9 @@ class AppearanceRefiner:
         """Landmark, image and (given the previous wrist position `anchor`) motion terms at x."""
         r, keypoints = problem.residuals(x[None])
         points = motion.at(x)
-        out = _Evaluation.at(points, samples, image, camera, self.settings, self._kernels, r[0], keypoints[0], weight)
-        if anchor is not None:
-            out.cost += float(((x[3:6] - anchor) ** 2).sum()) / self.settings.sigma_motion ** 2
-        return out
+        motion_cost = 0.0 if anchor is None else float(((x[3:6] - anchor) ** 2).sum()) / self.settings.sigma_motion ** 2
+        return _Evaluation.at(points, samples, image, camera, self.settings, self._kernels, r[0], keypoints[0], weight,
+                              motion_cost)
 
 
 @dataclasses.dataclass
@@ -297,20 +295,26 @@ def _image_channels(crop: Crop, alpha: torch.Tensor, s: RefineSettings) -> _Imag
 
 @dataclasses.dataclass
 class _Evaluation:
-    """Costs and residuals at one parameter vector."""
+    """Costs and residuals at one parameter vector. `weight` is the landmark term's."""
 
-    cost: float
     keypoints: np.ndarray
     landmark_residuals: np.ndarray
     points: torch.Tensor  # (n, 3) samples, metres, camera space
     residuals: torch.Tensor  # (n, 4): colour (3) and hand (1), in kernel units (divided by sigma)
     gradients: torch.Tensor  # (n, 4, 2) of the sampled channels
     agreement: float
+    image_cost: float
+    motion_cost: float
+    weight: float
+
+    @property
+    def cost(self) -> float:
+        return self.weight * float(self.landmark_residuals @ self.landmark_residuals) + self.image_cost + self.motion_cost
 
     @classmethod
     def at(cls, points: torch.Tensor, samples: _Samples, image: _ImageChannels, camera: Camera, s: RefineSettings,
            kernels: tuple[torch.Tensor, torch.Tensor], landmark_residuals: np.ndarray, keypoints: np.ndarray,
-           weight: float) -> "_Evaluation":
+           weight: float, motion_cost: float) -> "_Evaluation":
         z = points[:, 2:].clamp(min=1e-3)
         uv = torch.cat([points[:, :1] / z * camera.fx + camera.cx, points[:, 1:2] / z * camera.fy + camera.cy], 1)
         values, gradients = image.sample(uv)
@@ -320,13 +324,12 @@ class _Evaluation:
         residuals = torch.cat([predicted - values[:, :3], 1 - values[:, 3:]], 1) / sigma
         rho = residuals ** 2 / (1 + residuals ** 2)
         image_cost = s.image_weight / len(samples) * float((rho * channel_weights).sum())
-        cost = weight * float(landmark_residuals @ landmark_residuals) + image_cost
         agreement = float((residuals[:, :3].abs().amax(1) < 2).double().mean())
-        return cls(cost, keypoints, landmark_residuals, points, residuals, gradients, agreement)
+        return cls(keypoints, landmark_residuals, points, residuals, gradients, agreement, image_cost, motion_cost,
+                   weight)
 
-    def normal_equations(self, jacobian: torch.Tensor, landmark_jacobian: np.ndarray, weight: float,
-                         camera: Camera, s: RefineSettings, kernels: tuple[torch.Tensor, torch.Tensor]
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def normal_equations(self, jacobian: torch.Tensor, landmark_jacobian: np.ndarray, camera: Camera,
+                         s: RefineSettings, kernels: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Newton H (D, D) and gradient g (D,) of the total cost, both halved (robust
         kernels by iteratively reweighted least squares). jacobian: (n, 3, D) of the samples;
         landmark_jacobian: (M, D) of the landmark residuals."""
@@ -345,7 +348,7 @@ class _Evaluation:
         H = (Jw.T @ J).cpu().numpy()
         g = (Jw.T @ self.residuals.reshape(-1)).cpu().numpy()
         Jl, r = landmark_jacobian, self.landmark_residuals
-        return H + weight * (Jl.T @ Jl), g + weight * (Jl.T @ r)
+        return H + self.weight * (Jl.T @ Jl), g + self.weight * (Jl.T @ r)
 
 
 def _inactive_bounds(x: np.ndarray, gradient: np.ndarray, problem: LandmarkProblem) -> np.ndarray:

@@ -147,7 +147,7 @@ def test_step_follows_the_gradient_of_the_cost(avatar, image_weight, min_cosine)
         return refiner._evaluate(at, problem, samples, channels, crop.camera, 0.9, motion).cost
 
     _, g = refiner._evaluate(x, problem, samples, channels, crop.camera, 0.9, motion).normal_equations(
-        motion.jacobian, problem.jacobian(x)[1], 0.9, crop.camera, s, refiner._kernels)
+        motion.jacobian, problem.jacobian(x)[1], crop.camera, s, refiner._kernels)
     numeric = np.array([(cost(x + e) - cost(x - e)) / 2e-6 for e in 1e-6 * np.eye(len(x))])
     cosine = numeric @ g / (np.linalg.norm(numeric) * np.linalg.norm(g))
     assert cosine > min_cosine
