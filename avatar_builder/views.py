@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from harp_track import Camera, HandModel
+from harp_track.fit.crop import crop_camera, hand_box
 from harp_track.render import projection_from_intrinsics, rasterize, transform_points
 
 from .coarse import CoarseFit
@@ -54,14 +55,10 @@ def crop_views(fit: CoarseFit, model: HandModel, size: int = 256, margin: float 
     images, masks, valid, cameras, marks = [], [], [], [], []
     for i, frame in enumerate(fit.frames):
         cam = fit.cameras[i]
-        uv = cam.project(vertices[i]).numpy()
-        lo, hi = uv.min(0), uv.max(0)
-        side = float((hi - lo).max()) * (1 + 2 * margin)
-        x0, y0 = np.floor((lo + hi) / 2 - side / 2).astype(int)
-        box = int(np.ceil(side))
+        x0, y0, box = hand_box(cam.project(vertices[i]).numpy(), margin)
         crop, inside = _crop(frame.image, x0, y0, box, size)
         s = size / box
-        crop_cam = Camera(cam.fx * s, cam.fy * s, (cam.cx - x0) * s, (cam.cy - y0) * s, assumed=cam.assumed)
+        crop_cam = crop_camera(cam, (x0, y0, box), size)
         if frame.mask is not None:
             mask, _ = _crop(frame.mask.astype(np.uint8)[..., None].repeat(3, -1) * 255, x0, y0, box, size)
             mask = mask[..., 0] > 127

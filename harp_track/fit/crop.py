@@ -43,8 +43,12 @@ def crop_square(frame: torch.Tensor, camera: Camera, box: tuple[int, int, int], 
         region[ya - y0:yb - y0, xa - x0:xb - x0, 3] = 255
     region = region.permute(2, 0, 1)[None].float() / 255.0
     out = F.interpolate(region, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)[0]
+    return Crop(out[:3].permute(1, 2, 0).contiguous(), (out[3] > 0.999).float(), crop_camera(camera, box, size), box)
+
+
+def crop_camera(camera: Camera, box: tuple[int, int, int], size: int) -> Camera:
+    """The intrinsics of the box (x0, y0, side) resampled to size x size pixels."""
+    x0, y0, side = box
     s = size / side
     # Pixel corners map to pixel corners: u' = (u - x0) s, so the principal point moves likewise.
-    crop_camera = Camera(camera.fx * s, camera.fy * s, (camera.cx - x0) * s, (camera.cy - y0) * s,
-                         assumed=camera.assumed)
-    return Crop(out[:3].permute(1, 2, 0).contiguous(), (out[3] > 0.999).float(), crop_camera, box)
+    return Camera(camera.fx * s, camera.fy * s, (camera.cx - x0) * s, (camera.cy - y0) * s, assumed=camera.assumed)
