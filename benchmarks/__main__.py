@@ -2,7 +2,8 @@
 
     python -m benchmarks [--out docs/benchmarks.md] [--only hand_model,render]
 
-With --only, the named sections are rerun and replace theirs in the report; the rest stay.
+Each section that runs replaces its own in the report; the others stay (with --only, all but the
+named ones; without a GPU, the GPU section of the last run that had one).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from benchmarks.timing import machine_description
 
-# (module, title): each module has run() -> markdown.
+# (module, title): each module has run() -> markdown, or None where it has nothing to measure on
+# this machine (the GPU benchmark without CUDA); the report then keeps that section's last run.
 BENCHMARKS = [
     ("hand_model", "Hand model (LBS layer)"),
     ("render", "Renderer (full shaded hand render)"),
@@ -22,6 +24,7 @@ BENCHMARKS = [
     ("tracking", "Tracking: accuracy on real frames, jitter, speed"),
     ("avatar", "Avatars: reconstruction quality and build time"),
     ("refinement", "Tracking with an avatar: the appearance refinement"),
+    ("gpu", "GPU path: tracking on CUDA, and CPU/GPU agreement"),
 ]
 
 
@@ -33,12 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     chosen = [b for b in BENCHMARKS if not args.only or b[0] in args.only.split(",")]
     machine = machine_description()
-    kept = _sections(args.out.read_text()) if args.only and args.out.is_file() else {}
+    kept = _sections(args.out.read_text()) if args.out.is_file() else {}
     today = datetime.date.today().isoformat()
     for name, title in chosen:
         print(f"== {title}", flush=True)
         table = importlib.import_module(f"benchmarks.{name}").run()
-        print(table, flush=True)
+        print(table or "nothing to measure on this machine; the report keeps its last run", flush=True)
+        if table is None:
+            continue
         kept[title] = f"## {title}\n\n`python -m benchmarks.{name}`, run {today} on {machine}\n\n{table}\n"
     header = (f"# Benchmarks\n\nWritten by `python -m benchmarks`; each section says when and where it ran "
               f"(last written {today}).\n")

@@ -148,24 +148,34 @@ def jitter_rows(avatar: ht.Avatar) -> list[list]:
     return rows
 
 
-def speed_rows(avatar: ht.Avatar, clip, warm_up: int = 10) -> list[list]:
-    """Median per-stage ms and end-to-end FPS, one frame after another (`process`) and pipelined
-    (`track`), both over the frames after the first `warm_up` (the pipelined tracker starts its
-    landmark process, about 2 s, before its first frame)."""
-    rows = []
+STAGES = ("landmarks", "fit", "refine", "filter", "mesh")
+
+
+def timed_run(avatar: ht.Avatar, clip, refine: bool, pipelined: bool, warm_up: int = 10,
+              **tracker_options) -> tuple[list, list[float], float]:
+    """Track `clip` one frame after another (`process`) or pipelined (`track`): the results, the
+    median ms of each of `STAGES` and the end-to-end FPS, both over the frames after the first
+    `warm_up` (the pipelined tracker starts its landmark process, about 2 s, before its first
+    frame)."""
     items = [(f, clip.camera, t) for f, t in zip(clip.frames, clip.timestamps)]
+    with Tracker(avatar=avatar, max_hands=1, refine=refine, **tracker_options) as tracker:
+        stream = tracker.track(items) if pipelined else (tracker.process(*item) for item in items)
+        results, stamps = [], []
+        for result in stream:
+            results.append(result)
+            stamps.append(time.perf_counter())
+    steady = results[warm_up:]
+    stages = [float(np.median([r.timings[k] for r in steady])) for k in STAGES]
+    return results, stages, (len(steady) - 1) / (stamps[-1] - stamps[warm_up])
+
+
+def speed_rows(avatar: ht.Avatar, clip, **tracker_options) -> list[list]:
+    """One row per way of tracking: its name, the median ms of each of `STAGES`, the FPS."""
+    rows = []
     for refine, pipelined in ((False, False), (True, False), (False, True), (True, True)):
-        with Tracker(avatar=avatar, max_hands=1, refine=refine) as tracker:
-            stream = tracker.track(items) if pipelined else (tracker.process(*item) for item in items)
-            results, stamps = [], []
-            for result in stream:
-                results.append(result)
-                stamps.append(time.perf_counter())
-        steady = results[warm_up:]
-        stages = [float(np.median([r.timings[k] for r in steady])) for k in ("landmarks", "fit", "refine", "filter",
-                                                                              "mesh")]
+        _, stages, fps = timed_run(avatar, clip, refine, pipelined, **tracker_options)
         name = ("with refinement" if refine else "landmark fit only") + (", pipelined" if pipelined else "")
-        rows.append([name] + stages + [(len(steady) - 1) / (stamps[-1] - stamps[warm_up])])
+        rows.append([name] + stages + [fps])
     return rows
 
 
@@ -200,8 +210,7 @@ def run(work: Path | None = None, real: bool = True) -> str:
                                          "3D mm/frame² (camera space)"], jitter_rows(avatars["true size"]))]
     sections += ["Speed on the steady synthetic clip (640x360, one hand; median ms per stage after 10 frames; "
                  "pipelined, the landmarks run in a second process and their column is the wait for them)",
-                 markdown_table(["tracker", "landmarks", "fit", "refine", "filter", "mesh", "end-to-end FPS"],
-                                speed_rows(avatar, clips["steady light"]))]
+                 markdown_table(["tracker", *STAGES, "end-to-end FPS"], speed_rows(avatar, clips["steady light"]))]
     return "\n\n".join(sections)
 
 

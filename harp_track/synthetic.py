@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .avatar import Avatar
 from .camera import Camera
 from .hand import HandModel, load_hand_model
+from .hand.derive import personalized
 from .hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
 from .keypoints import FINGER_KEYPOINTS
 from .render import (Light, RenderMesh, material_mip, projection_from_intrinsics, render_shaded, select_backend,
@@ -23,6 +25,9 @@ from .render import (Light, RenderMesh, material_mip, projection_from_intrinsics
 from .visualize import to_uint8
 
 # The gestures a clip moves through, in order (looping back to the first).
+# make_clip's fixed point light, metres camera space, and the renderer's default ambient.
+CLIP_LIGHT = (-0.25, -0.35, 0.05)
+CLIP_AMBIENT = 0.4
 GESTURE_CYCLE = ("flat", "spread", "fist", "point", "pinch")
 SKIN_TONES = {"light": (0.86, 0.67, 0.57), "medium": (0.76, 0.55, 0.42), "dark": (0.45, 0.30, 0.22)}
 
@@ -114,12 +119,12 @@ def make_clip(num_frames: int = 90, image_size: tuple[int, int] = (360, 640), fp
         for i in tqdm(range(num_frames), desc="rendering the clip", unit="frame", disable=not progress):
             out = model(**{k: v[i:i + 1] for k, v in inputs.items()})
             phase = i / max(num_frames - 1, 1)
-            light, exposure = Light(torch.tensor([[-0.25, -0.35, 0.05]])), 1.0
+            light, exposure = Light(torch.tensor([CLIP_LIGHT])), 1.0
             if lighting == "changing":
                 swing = math.sin(2 * math.pi * phase)
                 light = Light(torch.tensor([[0.3 * swing, -0.3, 0.2 - 0.15 * abs(swing)]]))
                 exposure = 1.0 + 0.25 * math.sin(2 * math.pi * 1.5 * phase + 0.5)
-            shaded = render_shaded(out.vertices, mesh, projection, image_size, light, albedo=albedo,
+            shaded = render_shaded(out.vertices, mesh, projection, image_size, light, albedo=albedo, ambient=CLIP_AMBIENT,
                                    background=background, backend=backend)
             image = shaded.image[0] * exposure
             if occluder and 1 / 3 <= phase <= 2 / 3:
@@ -133,6 +138,21 @@ def make_clip(num_frames: int = 90, image_size: tuple[int, int] = (360, 640), fp
         joints=joints_t.numpy(), keypoints_2d=camera.project(joints_t).numpy(),
         vertices=torch.stack(vertices).numpy(), global_orient=inputs["global_orient"].numpy(),
         pose=inputs["pose"].numpy(), transl=inputs["transl"].numpy())
+
+
+def clip_avatar(model: HandModel | None = None, shape: np.ndarray | None = None, albedo: torch.Tensor | None = None,
+                tone: str = "medium", seed: int = 0) -> Avatar:
+    """The avatar of the hand `make_clip` renders with the same model, shape, albedo, tone and seed:
+    what a perfect enrollment would give (its mesh at `shape`, its albedo, a flat normal map, the
+    clip's fixed light)."""
+    model = model or load_hand_model()
+    shape = np.zeros(model.num_shape, np.float32) if shape is None else np.asarray(shape, np.float32)
+    albedo = skin_texture(tone=tone, seed=seed) if albedo is None else albedo
+    flat = np.zeros((*albedo.shape[1:3], 3), np.float32)
+    flat[..., :2], flat[..., 2] = 0.5, 1.0
+    return Avatar(hand=personalized(model.data, shape, name="clip-hand"), albedo=albedo[0].numpy(), normal_map=flat,
+                  ambient=CLIP_AMBIENT, light_position=np.array(CLIP_LIGHT, np.float32), shape=shape,
+                  base_model=model.name)
 
 
 def _draw_occluder(image: torch.Tensor, progress: float, keypoints_2d: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from .fit import HandFit, LandmarkFitter
 from .fit.filtering import HandPoseFilter, PoseFilterSettings
 from .fit.refine import AppearanceRefiner, RefineSettings
 from .hand import HandModel, load_hand_model
-from .landmarks import HandLandmarks, create_detector
+from .landmarks import HandLandmarks, create_detector, onnx_offers_cuda
 from .landmarks.worker import DetectorProcess
 from .result import TrackedHand, TrackingResult
 
@@ -50,16 +50,18 @@ class Tracker:
     not used. hand_model: a right-hand `HandModel` (default: the open model); left hands use its
     mirror. hand_shape: (1, K) shape coefficients of the user's hand; None uses the model's mean
     hand, so metric depth is then only as right as the mean size is for this user (results say
-    `hand_size_assumed`). landmarks: "mediapipe", "onnx" or "auto".
+    `hand_size_assumed`). landmarks: "mediapipe", "onnx" or "auto" (the ONNX model where it runs
+    on CUDA, MediaPipe otherwise).
     mirrored: True for selfie views (handedness is then reported as the user sees it).
     smoothing: temporal filter settings, or None to switch filtering off.
     refine: with an avatar, correct each landmark fit so the rendered avatar lines up with the
     frame (`fit.refine`); False tracks from the landmarks alone. Without an avatar there is
     nothing to render and no refinement. refine_settings: its `RefineSettings`.
-    device: "auto", "cpu" or "cuda": where the landmark model (the ONNX backend, on
-    onnxruntime's CUDA provider) and the refinement's render run ("auto": CUDA when present).
-    The landmark fit's small solves and the output mesh stay on the CPU, where they are cheaper
-    than a kernel launch.
+    device: "auto", "cpu" or "cuda": where the refinement's render and image arithmetic run
+    ("auto": CUDA when torch sees it). On CUDA the ONNX landmark model runs there too when
+    onnxruntime offers its CUDA provider (`pip install onnxruntime-gpu`), else on the CPU, which
+    costs speed, not results. The landmark fit's small solves and the output mesh stay on the CPU,
+    where they are cheaper than a kernel launch.
     torch_threads: the per-frame tensors and matrices are tiny, so thread hand-offs cost more than
     they save, and they fight MediaPipe's own threads (measured here: the fit took 219 ms a frame
     with 2 torch threads, 35 ms with 1; with OpenBLAS's two threads and the landmarks in a second
@@ -68,7 +70,7 @@ class Tracker:
     """
 
     def __init__(self, hand_model: HandModel | None = None, hand_shape: torch.Tensor | None = None,
-                 avatar: Avatar | None = None, landmarks: str = "mediapipe", max_hands: int = 2, mirrored: bool = False,
+                 avatar: Avatar | None = None, landmarks: str = "auto", max_hands: int = 2, mirrored: bool = False,
                  smoothing: PoseFilterSettings | None = PoseFilterSettings(), refine: bool = True,
                  refine_settings: RefineSettings | None = None, device: str = "auto",
                  torch_threads: int | None = 1):
@@ -100,7 +102,11 @@ class Tracker:
         self._refiners = {side: AppearanceRefiner(avatar.for_side(model.side), self._fitters[side], refine_settings,
                                                   self.device)
                           for side, model in self.models.items()} if avatar is not None and refine else {}
-        self._detector_options = dict(backend=landmarks, max_hands=max_hands, mirrored=mirrored, device=device)
+        landmark_device = "cuda" if self.device.type == "cuda" and onnx_offers_cuda() else "cpu"
+        if self.device.type == "cuda" and landmark_device == "cpu" and landmarks == "onnx":
+            log.warning("tracker: onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
+                        "the landmark model runs on the CPU")
+        self._detector_options = dict(backend=landmarks, max_hands=max_hands, mirrored=mirrored, device=landmark_device)
         self._detector = create_detector(**self._detector_options)
         self._smoothing = smoothing
         # Filtered and raw poses may differ by this fraction of the hand's image size (mean
@@ -109,8 +115,8 @@ class Tracker:
         self._tracks: dict[str, _Track] = {}
         self._frame_index = 0
         self._next_track_id = 1
-        log.info("tracker: %s landmarks, hand size %s, appearance refinement %s", landmarks,
-                 "known" if self.hand_size_known else "assumed (the model's mean hand)",
+        log.info("tracker: %s landmarks (%s), hand size %s, appearance refinement %s", landmarks,
+                 landmark_device, "known" if self.hand_size_known else "assumed (the model's mean hand)",
                  f"on ({self.device})" if self._refiners else "off")
 
     def process(self, image_rgb: np.ndarray, camera: Camera | None = None,

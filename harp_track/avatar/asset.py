@@ -25,7 +25,7 @@ import torch
 
 from ..camera import Camera
 from ..hand import HandModel, HandModelData, HandModelError
-from ..render import Light, RenderMesh, ShadedRender, ShadowSettings, material_mip, projection_from_intrinsics, render_shaded, select_backend
+from ..render import Light, RenderBackend, RenderMesh, ShadedRender, ShadowSettings, material_mip, projection_from_intrinsics, render_shaded, select_backend
 from ..mesh_io import save_textured_obj
 from ..result import TrackedHand
 from .gltf import export_glb
@@ -117,12 +117,14 @@ class Avatar:
 
     def shade(self, vertices: torch.Tensor, camera: Camera, image_size: Sequence[int],
               light_position: torch.Tensor, intensity: float | torch.Tensor = 1.0,
-              shadow: ShadowSettings | None = ShadowSettings()) -> ShadedRender:
+              shadow: ShadowSettings | None = ShadowSettings(), backend: RenderBackend | None = None
+              ) -> ShadedRender:
         """As `render_vertices`, with everything `render_shaded` returns (the rasterizer output
-        gives each pixel's triangle and barycentrics); shadow=None skips self-shadowing."""
-        key = ("render", str(vertices.device), vertices.dtype)
+        gives each pixel's triangle and barycentrics); shadow=None skips self-shadowing. backend:
+        a `select_backend` result on the vertices' device (default: the torch backend)."""
+        key = ("render", backend.name if backend else "torch", str(vertices.device), vertices.dtype)
         if key not in self._cache:
-            backend = select_backend(device=vertices.device)
+            backend = backend or select_backend(device=vertices.device)
             mesh = RenderMesh.create(torch.as_tensor(self.hand.faces), torch.as_tensor(self.hand.uvs),
                                      torch.as_tensor(self.hand.faces_uv), backend)
             mip = material_mip(torch.as_tensor(self.albedo)[None].to(vertices),

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from ..avatar import Avatar
 from ..camera import Camera
-from ..render import ShadowSettings
+from ..render import ShadowSettings, select_backend
 from ..hand.rotations import axis_angle_to_matrix
 from .crop import Crop, crop_square, hand_box
 from .landmark_fit import HandFit, LandmarkFitter, LandmarkProblem
@@ -60,7 +60,9 @@ class RefineSettings:
     probability against colour; tolerance: relative cost decrease below which the refinement
     stops; shadows: render the avatar's self-shadows from its capture light; sigma_motion: metres,
     how far the wrist is expected to move from the previous frame's refined position (the image
-    pins depth only through the hand's apparent size, so without it depth jitters). Chosen on our synthetic clips (never on the shared real frames)."""
+    pins depth only through the hand's apparent size, so without it depth jitters); render_backend:
+    "torch" or, on CUDA, "nvdiffrast" (`render.select_backend`). Chosen on our synthetic clips
+    (never on the shared real frames)."""
 
     crop_size: int = 96
     margin: float = 0.2
@@ -75,6 +77,7 @@ class RefineSettings:
     histogram_bins: int = 12
     shadows: bool = False
     sigma_motion: float = 0.005
+    render_backend: str = "torch"
 
 
 @dataclasses.dataclass
@@ -120,6 +123,7 @@ class AppearanceRefiner:
         self.settings = settings or RefineSettings()
         self.device = torch.device(device)
         self.model = avatar.hand_model(self.device)
+        self._backend = select_backend(self.settings.render_backend, self.device)
         self._faces = torch.as_tensor(avatar.hand.faces, dtype=torch.int64, device=self.device)
         self._root = torch.as_tensor(fitter._kinematics.root, dtype=torch.float64, device=self.device)
         self._light = torch.as_tensor(avatar.light_position, dtype=torch.float32, device=self.device)[None]
@@ -218,7 +222,7 @@ class AppearanceRefiner:
         s = self.settings
         verts = self._vertices(x, problem)
         shaded = self.avatar.shade(verts, crop.camera, (s.crop_size, s.crop_size), self._light,
-                                   shadow=ShadowSettings() if s.shadows else None)
+                                   shadow=ShadowSettings() if s.shadows else None, backend=self._backend)
         alpha = shaded.alpha[0, ..., 0]
         rast = shaded.rast[0]
         inside = (rast[..., 3] > 0) & (alpha > 0.99) & (crop.valid > 0)

@@ -17,6 +17,13 @@ from .base import HandLandmarks, LandmarkDetector, check_image
 BACKENDS = ("mediapipe", "onnx", "auto")
 
 
+def onnx_offers_cuda() -> bool:
+    """Whether onnxruntime can run the landmark model on CUDA (onnxruntime-gpu is installed)."""
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
 def create_detector(backend: str = "auto", max_hands: int = 2, mirrored: bool = False,
                     device: str = "auto") -> LandmarkDetector:
     """A landmark detector. backend "mediapipe" (CPU), "onnx" (ONNX Runtime on `device`: "auto" |
@@ -24,11 +31,7 @@ def create_detector(backend: str = "auto", max_hands: int = 2, mirrored: bool = 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        import onnxruntime as ort
-
-        wants_onnx = device == "cuda" or (
-            device == "auto" and "CUDAExecutionProvider" in ort.get_available_providers())
-        backend = "onnx" if wants_onnx else "mediapipe"
+        backend = "onnx" if device == "cuda" or (device == "auto" and onnx_offers_cuda()) else "mediapipe"
     if backend == "onnx":
         from .onnx_backend import OnnxDetector
 
@@ -40,4 +43,4 @@ def create_detector(backend: str = "auto", max_hands: int = 2, mirrored: bool = 
     return MediaPipeDetector(max_hands=max_hands, mirrored=mirrored)
 
 
-__all__ = ["HandLandmarks", "LandmarkDetector", "check_image", "create_detector", "BACKENDS"]
+__all__ = ["HandLandmarks", "LandmarkDetector", "check_image", "create_detector", "onnx_offers_cuda", "BACKENDS"]

@@ -162,12 +162,15 @@ def test_refuses_an_avatar_of_another_model(avatar):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cpu_and_cuda_refinements_agree(avatar):
+@pytest.mark.parametrize("backend", ["torch", "nvdiffrast"])
+def test_cpu_and_cuda_refinements_agree(avatar, backend):
+    if backend == "nvdiffrast":
+        pytest.importorskip("nvdiffrast.torch")
     refiner, image, keypoints, noisy, world, uv, fit = _case(avatar, 1, 7)
     frame = _to_uint8(image)
     cpu = refiner.refine(frame, CAMERA, fit, noisy, world)
-    cuda = AppearanceRefiner(avatar, refiner.fitter, device="cuda").refine(torch.from_numpy(frame).cuda(), CAMERA, fit,
-                                                                  noisy, world)
+    on_cuda = AppearanceRefiner(avatar, refiner.fitter, RefineSettings(render_backend=backend), device="cuda")
+    cuda = on_cuda.refine(torch.from_numpy(frame).cuda(), CAMERA, fit, noisy, world)
     # Rasterization ties and float reductions differ between devices; poses agree to a fraction of a pixel.
     gap = np.linalg.norm(CAMERA.project(cpu.fit.keypoints).numpy() - CAMERA.project(cuda.fit.keypoints).numpy(), axis=1)
     assert gap.mean() < 0.3

@@ -4,12 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-import harp_track as ht
-from harp_track.avatar import Avatar
 from harp_track.camera import Camera
-from harp_track.hand.derive import personalized
-from harp_track.synthetic import make_clip, skin_texture
+from harp_track.synthetic import clip_avatar as synthetic_clip_avatar, make_clip
 from harp_track.tracker import Tracker
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -100,14 +98,8 @@ def test_mirrored_selfie_view_gives_the_mirror_image_hand(clip):
 
 @pytest.fixture(scope="module")
 def clip_avatar():
-    """The avatar of the clip's own hand: its mesh, albedo and light (the clip has the mean shape)."""
-    base = ht.load_hand_model()
-    shape = np.zeros(base.num_shape, np.float32)
-    flat = np.zeros((256, 256, 3), np.float32)
-    flat[..., :2], flat[..., 2] = 0.5, 1.0
-    return Avatar(hand=personalized(base.data, shape, name="clip-hand"), albedo=skin_texture(seed=3)[0].numpy(),
-                  normal_map=flat, ambient=0.4, light_position=np.array([-0.25, -0.35, 0.05], np.float32),
-                  shape=shape, base_model=base.name)
+    """The avatar of the clip's own hand: its mesh, albedo and light."""
+    return synthetic_clip_avatar(seed=3)
 
 
 def test_refinement_with_the_avatar_improves_the_track(clip, clip_avatar):
@@ -142,11 +134,27 @@ def test_pipelined_stream_gives_the_same_results_as_process(clip, clip_avatar):
 
 
 def test_cuda_device_without_cuda_is_refused(clip_avatar):
-    import torch
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="no CUDA device"):
         Tracker(avatar=clip_avatar, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_and_cuda_trackers_agree(clip, clip_avatar):
+    """The whole tracker on CUDA (ONNX landmarks there when onnxruntime-gpu is installed) against
+    the CPU, over a clip, so warm starts and the filter carry any gap from frame to frame."""
+    results = {}
+    for device in ("cpu", "cuda"):
+        with Tracker(avatar=clip_avatar, max_hands=1, landmarks="onnx", device=device) as tracker:
+            results[device] = [tracker.process(f, clip.camera, t) for f, t in zip(clip.frames, clip.timestamps)]
+    for cpu, cuda in zip(results["cpu"], results["cuda"]):
+        assert len(cpu.hands) == len(cuda.hands) == 1
+        assert cuda.timings["refine"] > 0
+        gap = np.linalg.norm(cpu.hands[0].keypoints_2d - cuda.hands[0].keypoints_2d, axis=1)
+        assert gap.mean() < 0.5, gap
+        assert np.linalg.norm(cpu.hands[0].joints - cuda.hands[0].joints, axis=1).mean() < 0.003
 
 
 def test_mirrored_selfie_view_refines_with_the_mirrored_avatar(clip, clip_avatar):

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The GPU checks, in one run on a CUDA machine (the `device` tool's: Python 3.12 with torch, numpy,
+# onnxruntime, opencv, numba; no network): the GPU-marked tests and `benchmarks.gpu`, whose
+# section is merged into a copy of docs/benchmarks.md. Wheels the machine lacks travel in .whl/
+# (diffrp-nvdiffrast: nvdiffrast, JIT-compiled with nvcc here). Results go to $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
+fi
+export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0
+nvidia-smi -L
+python3 -c "import numpy, onnxruntime, torch; print('torch', torch.__version__, 'numpy', numpy.__version__, \
+'onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())"
+if [ -d /tmp/site/nvdiffrast ]; then  # compile it once, up front; without it the rest runs torch-only
+    SECONDS=0
+    timeout 300 python3 -c "import torch, nvdiffrast.torch as dr; dr.RasterizeCudaContext(device='cuda')" \
+        >"$OUT/nvdiffrast_build.log" 2>&1 || { tail -20 "$OUT/nvdiffrast_build.log"; rm -rf /tmp/site/nvdiffrast; }
+    echo "nvdiffrast build: ${SECONDS} s"
+fi
+timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/render tests/fit tests/tracking 2>&1 | tee "$OUT/pytest.log"
+cp docs/benchmarks.md "$OUT/benchmarks.md"
+timeout 300 python3 -m benchmarks --only gpu --out "$OUT/benchmarks.md" 2>&1 | tee "$OUT/benchmark.log"
