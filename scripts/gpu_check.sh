@@ -15,10 +15,10 @@ python3 -c "import numpy, onnxruntime, torch; print('torch', torch.__version__, 
 'onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())"
 if [ -d /tmp/site/nvdiffrast ]; then  # compile it once, up front; without it the rest runs torch-only
     SECONDS=0
-    timeout 300 python3 -c "import torch, nvdiffrast.torch as dr; dr.RasterizeCudaContext(device='cuda')" \
+    timeout 180 python3 -c "import torch, nvdiffrast.torch as dr; dr.RasterizeCudaContext(device='cuda')" \
         >"$OUT/nvdiffrast_build.log" 2>&1 || { tail -20 "$OUT/nvdiffrast_build.log"; rm -rf /tmp/site/nvdiffrast; }
     echo "nvdiffrast build: ${SECONDS} s"
 fi
-timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu tests/render tests/fit tests/tracking 2>&1 | tee "$OUT/pytest.log"
+timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/render tests/fit tests/tracking 2>&1 | tee "$OUT/pytest.log"
 cp docs/benchmarks.md "$OUT/benchmarks.md"
-timeout 300 python3 -m benchmarks --only gpu --out "$OUT/benchmarks.md" 2>&1 | tee "$OUT/benchmark.log"
+timeout 270 python3 -m benchmarks --only gpu --out "$OUT/benchmarks.md" 2>&1 | tee "$OUT/benchmark.log"
