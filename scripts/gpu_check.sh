@@ -9,13 +9,14 @@ mkdir -p "$OUT"
 if compgen -G ".whl/*.whl" >/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
 fi
+[ -e harp_track/models ] || ln -s ../models harp_track/models  # as the installed package maps it
 export PYTHONPATH="$PWD:/tmp/site" PYTHONUNBUFFERED=1 TORCH_CUDA_ARCH_LIST=9.0
 nvidia-smi -L
 python3 -c "import numpy, onnxruntime, torch; print('torch', torch.__version__, 'numpy', numpy.__version__, \
 'onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers())"
 if [ -d /tmp/site/nvdiffrast ]; then  # compile it once, up front; without it the rest runs torch-only
     SECONDS=0
-    timeout 180 python3 -c "import torch, nvdiffrast.torch as dr; dr.RasterizeCudaContext(device='cuda')" \
+    timeout 180 python3 -c "from harp_track.render import select_backend; select_backend('nvdiffrast', 'cuda')" \
         >"$OUT/nvdiffrast_build.log" 2>&1 || { tail -20 "$OUT/nvdiffrast_build.log"; rm -rf /tmp/site/nvdiffrast; }
     echo "nvdiffrast build: ${SECONDS} s"
 fi

@@ -96,6 +96,23 @@ def select_backend(name: str = "torch", device: str | torch.device = "auto") -> 
             import nvdiffrast.torch as dr
         except ImportError as exc:
             raise ImportError("nvdiffrast is not installed (pip install diffrp-nvdiffrast; needs nvcc)") from exc
+        _find_nvdiffrast_plugin()
         logger.info("harp_track.render: nvdiffrast backend on %s (non-commercial licence)", device)
         return RenderBackend("nvdiffrast", device, dr, dr.RasterizeCudaContext(device=device))
     raise ValueError(f"unknown render backend {name!r} (expected 'torch' or 'nvdiffrast')")
+
+
+def _find_nvdiffrast_plugin() -> None:
+    """nvdiffrast 0.3 imports its JIT-built plugin by module name, but torch's extension loader no
+    longer registers that name (seen with torch 2.11), so the import fails after a successful
+    build. Its build directory on sys.path lets the import find it."""
+    import sys
+
+    import nvdiffrast
+    import torch.utils.cpp_extension
+    from nvdiffrast.torch import ops as dr_ops
+
+    name = dr_ops.sanitize_name(f"nvdiffrast_plugin_{nvdiffrast.__version__}_torch{torch.__version__}")
+    build = torch.utils.cpp_extension._get_build_directory(name, False)
+    if build not in sys.path:
+        sys.path.append(build)
