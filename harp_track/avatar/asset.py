@@ -131,7 +131,8 @@ class Avatar:
                                torch.as_tensor(self.normal_map)[None].to(vertices))
             self._cache[key] = backend, mesh, mip
         backend, mesh, mip = self._cache[key]
-        projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, image_size)
+        projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, image_size,
+                                                dtype=vertices.dtype, device=vertices.device)
         return render_shaded(vertices, mesh, projection, image_size, Light(light_position.to(vertices), intensity=intensity),
                              mip=mip, ambient=self.ambient, shadow=shadow, backend=backend)
 
