@@ -15,6 +15,7 @@ import torch
 
 from harp_track import Camera, HandModel, load_hand_model
 from harp_track.avatar import Avatar
+from harp_track.device import resolve_device
 from harp_track.hand.derive import personalized, subdivided
 
 from .coarse import MIN_FRAMES, coarse_fit, palm_directions, select_views
@@ -35,7 +36,8 @@ class BuildSettings:
     selfie view (flips MediaPipe's handedness); hand_length: the user's hand length in metres,
     wrist crease to the tip of the middle finger (a ruler fixes the avatar's true size; a single
     camera cannot tell a big far hand from a small near one), None takes MediaPipe's estimate;
-    optimize: the staged optimization's settings."""
+    landmarks: the landmark detector of the coarse fit ("mediapipe", or "onnx": the same models on
+    ONNX Runtime); optimize: the staged optimization's settings."""
 
     max_views: int = 50
     crop_size: int = 256
@@ -43,6 +45,7 @@ class BuildSettings:
     side: str | None = None
     mirrored: bool = False
     hand_length: float | None = None
+    landmarks: str = "mediapipe"
     optimize: OptimizeSettings = OptimizeSettings()
 
 
@@ -54,16 +57,15 @@ def build_avatar(source: str | Path, out_dir: str | Path, camera: Camera | Seque
 
     camera: one Camera for every frame or one per frame (cropped input needs that); None assumes
     a 60-degree horizontal field of view. masks: a folder of hand masks named as the frames.
-    device: where the optimization runs; "auto" is the CPU for now (the CUDA path is measured in
-    a later release). hand_model: the right-hand base model (default: the open model). With
+    device: where the optimization runs, "cpu", "cuda" or "auto" (CUDA when torch sees it).
+    hand_model: the right-hand base model (default: the open model). With
     `resume`, an interrupted build continues from `out_dir/checkpoint.pt`. Raises EnrollmentError
     with what to record instead when the clip has too few usable views.
     """
     settings = settings or BuildSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if device not in ("auto", "cpu"):
-        log.warning("build_avatar runs on the CPU in this release (asked for %s)", device)
+    device = resolve_device(device)
     started = time.perf_counter()
     torch.manual_seed(settings.optimize.seed)
 
@@ -73,18 +75,18 @@ def build_avatar(source: str | Path, out_dir: str | Path, camera: Camera | Seque
                               "5-15 s of your hand turning slowly in good light")
     base = hand_model or load_hand_model()
     fit = coarse_fit(frames, base, side=settings.side, mirrored=settings.mirrored, length=settings.hand_length,
-                     progress=progress)
+                     landmarks=settings.landmarks, progress=progress)
     model = HandModel(subdivided(base.data, settings.subdivisions))
     if fit.side == "left":
         model = model.mirrored()
     fit = fit.subset(select_views(palm_directions(fit, model), settings.max_views))
-    log.info("building from %d views of a %s hand", len(fit.frames), fit.side)
+    log.info("building from %d views of a %s hand on %s", len(fit.frames), fit.side, device)
     views = crop_views(fit, model, settings.crop_size)
 
     checkpoint = out_dir / "checkpoint.pt"
     if not resume and checkpoint.exists():
         checkpoint.unlink()
-    problem = AvatarProblem(model, fit, views, settings.optimize)
+    problem = AvatarProblem(model, fit, views, settings.optimize, device=device)
     solution = optimize(problem, checkpoint=checkpoint, progress=progress)
 
     avatar = _assemble(model, base, solution)

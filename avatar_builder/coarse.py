@@ -100,14 +100,14 @@ def shape_for_length(model: HandModel, length: float, iterations: int = 50) -> n
 
 def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = None, mirrored: bool = False,
                shape: np.ndarray | None = None, length: float | None = None, min_frames: int = MIN_FRAMES,
-               progress: bool = True) -> CoarseFit:
-    """Detect the hand in every frame (MediaPipe), fix one shape for the clip, then fit pose and
+               landmarks: str = "mediapipe", progress: bool = True) -> CoarseFit:
+    """Detect the hand in every frame (MediaPipe; `landmarks` names the detector backend), fix one shape for the clip, then fit pose and
     translation per frame (warm-started along the clip). The shape is `shape` (K,) when given
     (e.g. an avatar's), else the mean hand changed to the ruler length `length` metres (wrist
     crease to middle fingertip, `ruler_length`), else to MediaPipe's median keypoint hand length
     over the clip. Frames without a hand, or whose fit cannot
     reproduce the landmarks, are dropped; fewer than `min_frames` left raises EnrollmentError."""
-    detector = create_detector("mediapipe", max_hands=1, mirrored=mirrored)
+    detector = create_detector(landmarks, max_hands=1, mirrored=mirrored, device="cpu")
     detections = []
     try:
         for frame in tqdm(frames, desc="landmarks", unit="frame", disable=not progress):

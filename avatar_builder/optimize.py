@@ -55,7 +55,8 @@ class LossWeights:
 class OptimizeSettings:
     """How often each view is optimized per stage (geometry, joint, appearance: a view's pose only
     moves when the view is in a batch, so the step count scales with the number of views; `steps`
-    sets the counts directly instead), views per step, learning rates (Adam) and loss weights."""
+    sets the counts directly instead), views per step, learning rates (Adam), loss weights and the
+    render backend ("torch", or "nvdiffrast" on CUDA: `harp_track.render.select_backend`)."""
 
     view_updates: tuple[int, int, int] = (60, 80, 20)
     steps: tuple[int, int, int] | None = None
@@ -70,6 +71,7 @@ class OptimizeSettings:
     lr_normal: float = 0.02
     lr_light: float = 0.02
     weights: LossWeights = LossWeights()
+    render_backend: str = "torch"
 
 
 @dataclasses.dataclass
@@ -97,14 +99,14 @@ class AvatarProblem(torch.nn.Module):
     """All the parameters and the loss. `model` is the side's subdivided base model."""
 
     def __init__(self, model: HandModel, fit: CoarseFit, views: Views, settings: OptimizeSettings,
-                 avatar: Avatar | None = None):
+                 avatar: Avatar | None = None, device: str | torch.device = "cpu"):
         """With `avatar` (whose hand must be `model`'s), its albedo, normal map and ambient are the
-        starting appearance, for fitting poses to new frames with `optimize(..., stages=("pose",))`."""
+        starting appearance, for fitting poses to new frames with `optimize(..., stages=("pose",))`.
+        device: where the parameters, the views and the render live (the problem is built on the
+        CPU and moved there)."""
         super().__init__()
-        self.model, self.views, self.settings = model, views, settings
+        self.settings = settings
         n, size = len(fit.frames), settings.texture_size
-        self.backend = select_backend(device="cpu")
-        self.mesh = RenderMesh.create(model.faces, model.uvs, model.faces_uv, self.backend)
         shape0 = torch.from_numpy(fit.shape)[None].float()
         self.register_buffer("shape0", shape0)
         self.register_buffer("pose0", torch.from_numpy(fit.pose).float())
@@ -137,6 +139,13 @@ class AvatarProblem(torch.nn.Module):
                 for light in self.light:
                     light.copy_(torch.from_numpy(avatar.light_position))
         self.register_buffer("texel_seen", torch.zeros(size, size, dtype=torch.bool))
+        # A model of its own on another device: moving the caller's would move it under them.
+        same = model.faces.device.type == torch.device(device).type
+        self.model = model if same else HandModel(model.data).to(device)
+        self.views = views.to(device)
+        self.to(device)
+        self.backend = select_backend(settings.render_backend, device)
+        self.mesh = RenderMesh.create(model.faces, model.uvs, model.faces_uv, self.backend)
 
     # ---- the model -------------------------------------------------------------------------
     def offsets(self) -> torch.Tensor:
@@ -216,11 +225,12 @@ class AvatarProblem(torch.nn.Module):
 
     def solution(self, history: list[dict[str, float]]) -> Solution:
         with torch.no_grad():
-            stack = lambda params: torch.stack(list(params)).numpy()  # noqa: E731
+            stack = lambda params: torch.stack(list(params)).cpu().numpy()  # noqa: E731
+            numpy = lambda t: t.cpu().numpy().copy()  # noqa: E731
             return Solution(
-                shape=self.shape[0].numpy().copy(), displacement=self.displacement.numpy().copy(),
-                offsets=self.offsets().numpy(), albedo=self.albedo[0].clamp(0, 1).numpy().copy(),
-                normal_map=self.normal_map()[0].numpy(), texel_seen=self.texel_seen.numpy().copy(),
+                shape=numpy(self.shape[0]), displacement=numpy(self.displacement),
+                offsets=numpy(self.offsets()), albedo=numpy(self.albedo[0].clamp(0, 1)),
+                normal_map=numpy(self.normal_map()[0]), texel_seen=numpy(self.texel_seen),
                 ambient=float(self.ambient), light_positions=stack(self.light),
                 global_orient=stack(self.global_orient), pose=stack(self.pose), transl=stack(self.transl),
                 history=list(history))
@@ -268,7 +278,7 @@ def optimize(problem: AvatarProblem, checkpoint: Path | None = None, progress: b
     state = {"stage": 0, "step": 0, "history": []}
     optimizer = None
     if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=False)
+        saved = torch.load(checkpoint, weights_only=False, map_location=problem.shape.device)
         problem.load_state_dict(saved["problem"])
         state = saved["state"]
         log.info("resuming from %s at stage %d step %d", checkpoint, state["stage"], state["step"])

@@ -38,6 +38,11 @@ class Views:
     def size(self) -> int:
         return int(self.images.shape[1])
 
+    def to(self, device: str | torch.device) -> "Views":
+        """The views with their tensors on `device`."""
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)
+                                            if isinstance(getattr(self, f.name), torch.Tensor)})
+
 
 def posed_vertices(fit: CoarseFit, model: HandModel) -> torch.Tensor:
     """(N, V, 3) the coarse fit's meshes in camera space (metres)."""

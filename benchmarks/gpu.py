@@ -15,16 +15,25 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from avatar_builder import BuildSettings, build_avatar
+from avatar_builder.optimize import OptimizeSettings
+from avatar_builder.coarse import ruler_length
+from benchmarks.avatar import _write_frames
 from benchmarks.refinement import STAGES, timed_run
 from benchmarks.render import run as render_run
 from benchmarks.timing import machine_description, markdown_table
 from harp_track.fit.refine import RefineSettings
 from harp_track.landmarks import onnx_offers_cuda
-from harp_track.synthetic import clip_avatar, make_clip
+from harp_track.hand import load_hand_model
+from harp_track.synthetic import clip_avatar, make_clip, make_enrollment_clip
 
 
 def nvdiffrast_installed() -> bool:
@@ -59,6 +68,29 @@ def errors(results: list, clip) -> list[float]:
             float(1000 * np.mean([np.linalg.norm(h.joints - clip.joints[i], axis=1).mean() for h, i in found]))]
 
 
+BUILD_COLUMNS = ["device", "render backend", "views", "build s", "final photometric", "final silhouette"]
+
+
+def build_row(device: str, backend: str, frames: int = 120) -> list:
+    """Enroll the avatar benchmark's synthetic subject (every second frame of a `frames`-frame
+    256x256 turning clip, hand length given, landmarks by the ONNX models) on `device` with the
+    `backend` renderer: seconds for the whole `build_avatar`, and its final loss terms."""
+    clip = make_enrollment_clip(frames, (256, 256), seed=0)
+    base = load_hand_model(side=clip.side)
+    length = ruler_length(base, torch.from_numpy(clip.shape)[None].float())
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = _write_frames(Path(tmp) / "frames", clip.frames[::2])
+        settings = BuildSettings(hand_length=length, landmarks="onnx", optimize=OptimizeSettings(render_backend=backend))
+        start = time.perf_counter()
+        build_avatar(folder, Path(tmp) / "avatar", camera=clip.camera, device=device, settings=settings,
+                     progress=False, resume=False)
+        seconds = time.perf_counter() - start
+        info = json.loads((Path(tmp) / "avatar" / "build.json").read_text())
+    final = info["final_losses"]
+    return [device, backend, info["views"], seconds, final.get("photometric", float("nan")),
+            final.get("silhouette", float("nan"))]
+
+
 def run(frames: int = 150) -> str | None:
     if not torch.cuda.is_available():
         return None
@@ -74,8 +106,9 @@ def run(frames: int = 150) -> str | None:
                 reference = reference or results
                 accuracy.append([name, sum(bool(r.hands) for r in results), *errors(results, clip),
                                  *gaps(results, reference)])
-    renders = [render_run("cuda", backend, (128, 256, 512), repeats=20)
-               for backend in ["torch"] + (["nvdiffrast"] if nvdiffrast_installed() else [])]
+    backends = ["torch"] + (["nvdiffrast"] if nvdiffrast_installed() else [])
+    renders = [render_run("cuda", backend, (128, 256, 512), repeats=20) for backend in backends]
+    builds = [build_row("cuda", backend) for backend in backends]
     return "\n\n".join([
         f"Speed on a {frames}-frame synthetic clip (640x360, one hand, the clip's own avatar; median ms per stage "
         "after 10 frames; pipelined, the landmarks run in a second process and their column is the wait for them)",
@@ -84,15 +117,22 @@ def run(frames: int = 150) -> str | None:
         "tracked one after another)",
         markdown_table(["device", "frames with a hand", "2D px", "camera-space 3D mm", "gap 2D px (mean)",
                         "gap 2D px (max)", "gap 3D mm (mean)", "gap 3D mm (max)", "gap agreement (mean)"], accuracy),
-        "Renderer on CUDA (`benchmarks.render`)", *renders])
+        "Renderer on CUDA (`benchmarks.render`)", *renders,
+        "Avatar build on CUDA (`build_row`: the avatar benchmark's synthetic subject, 60 frames at 256x256)",
+        markdown_table(BUILD_COLUMNS, builds)])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="GPU path: speed and CPU/GPU agreement")
     parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--build", nargs=2, metavar=("DEVICE", "BACKEND"),
+                        help="only time one avatar build (e.g. cpu torch) and print its row")
     args = parser.parse_args()
     print(machine_description())
-    print(run(args.frames) or "no CUDA device: nothing to measure")
+    if args.build:
+        print(markdown_table(BUILD_COLUMNS, [build_row(*args.build)]))
+    else:
+        print(run(args.frames) or "no CUDA device: nothing to measure")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import torch
 
 from .avatar import Avatar
 from .camera import Camera
+from .device import resolve_device
 from .fit import HandFit, LandmarkFitter
 from .fit.filtering import HandPoseFilter, PoseFilterSettings
 from .fit.refine import AppearanceRefiner, RefineSettings
@@ -93,11 +94,7 @@ class Tracker:
         self.avatar = avatar
         self.hand_size_known = avatar is not None or hand_shape is not None
         self._fitters = {side: LandmarkFitter(model, hand_shape) for side, model in self.models.items()}
-        if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        if device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
-        self.device = torch.device("cuda" if device != "cpu" and torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(device)
         # The avatar of each reported side is the one of the model fitted to it (see above).
         self._refiners = {side: AppearanceRefiner(avatar.for_side(model.side), self._fitters[side], refine_settings,
                                                   self.device)

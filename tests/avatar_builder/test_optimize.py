@@ -135,3 +135,26 @@ def test_resume_after_an_interrupt_between_steps(tmp_path, clip, model, views, u
     fresh = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
     solution = optimize(fresh, checkpoint=checkpoint, progress=False, stages=STAGES, steps=STEPS)
     assert_same_result(fresh, solution, uninterrupted)
+
+
+# ---------------------------------------------------------------- CUDA
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("backend", ["torch", "nvdiffrast"])
+def test_cpu_and_cuda_optimizations_agree(clip, model, views, backend):
+    """A few steps of every stage on CUDA follow the CPU run: same batches, same seed."""
+    if backend == "nvdiffrast":
+        pytest.importorskip("nvdiffrast.torch")
+    solutions = {}
+    for device in ("cpu", "cuda"):
+        settings = OptimizeSettings(batch=2, texture_size=64, render_backend=backend if device == "cuda" else "torch")
+        problem = AvatarProblem(model, coarse_from(clip, orient_offset=0.1), views, settings, device=device)
+        assert problem.shape.device.type == device
+        solutions[device] = optimize(problem, progress=False, stages=STAGES, steps=STEPS)
+    cpu, cuda = solutions["cpu"], solutions["cuda"]
+    assert np.abs(cpu.transl - cuda.transl).max() < 1e-3  # metres
+    assert np.abs(cpu.global_orient - cuda.global_orient).max() < 0.01  # radians
+    assert np.abs(cpu.albedo - cuda.albedo).mean() < 0.01
+    final = {device: sum(v for k, v in s.history[-1].items() if k != "stage") for device, s in solutions.items()}
+    assert abs(final["cpu"] - final["cuda"]) < 0.05 * final["cpu"], final
