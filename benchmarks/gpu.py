@@ -68,7 +68,7 @@ def errors(results: list, clip) -> list[float]:
             float(1000 * np.mean([np.linalg.norm(h.joints - clip.joints[i], axis=1).mean() for h, i in found]))]
 
 
-BUILD_COLUMNS = ["device", "render backend", "views", "build s", "final photometric", "final silhouette"]
+BUILD_COLUMNS = ["device", "render backend", "views", "build s", "final photometric loss", "final total loss"]
 
 
 def build_row(device: str, backend: str, frames: int = 120) -> list:
@@ -87,8 +87,8 @@ def build_row(device: str, backend: str, frames: int = 120) -> list:
         seconds = time.perf_counter() - start
         info = json.loads((Path(tmp) / "avatar" / "build.json").read_text())
     final = info["final_losses"]
-    return [device, backend, info["views"], seconds, final.get("photometric", float("nan")),
-            final.get("silhouette", float("nan"))]
+    total = sum(v for k, v in final.items() if k != "stage")
+    return [device, backend, info["views"], seconds, f"{final['photometric']:.4f}", f"{total:.4f}"]
 
 
 def run(frames: int = 150) -> str | None:
