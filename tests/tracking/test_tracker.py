@@ -117,7 +117,7 @@ def test_refinement_with_the_avatar_improves_the_track(clip, clip_avatar):
                           np.mean([np.linalg.norm(h.joints - j, axis=1).mean() for h, j in zip(hands, clip.joints)]))
     # Measured: 2D 3.71 -> 1.57 px, camera space 45 -> 7.9 mm.
     assert errors[True][0] < errors[False][0], errors
-    assert errors[True][1] < 0.9 * errors[False][1], errors
+    assert errors[True][1] < 0.5 * errors[False][1], errors  # 0.75 with a landmark Jacobian taken once a frame
     assert min(h.appearance_agreement for r in results[True] for h in r.hands) > 0.5
 
 
