@@ -24,10 +24,10 @@ from .render import (Light, RenderMesh, material_mip, projection_from_intrinsics
                      vertex_normals)
 from .visualize import to_uint8
 
-# The gestures a clip moves through, in order (looping back to the first).
 # make_clip's fixed point light, metres camera space, and the renderer's default ambient.
 CLIP_LIGHT = (-0.25, -0.35, 0.05)
 CLIP_AMBIENT = 0.4
+# The gestures a clip moves through, in order (looping back to the first).
 GESTURE_CYCLE = ("flat", "spread", "fist", "point", "pinch")
 SKIN_TONES = {"light": (0.86, 0.67, 0.57), "medium": (0.76, 0.55, 0.42), "dark": (0.45, 0.30, 0.22)}
 
