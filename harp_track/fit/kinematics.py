@@ -33,33 +33,42 @@ class KeypointKinematics:
         self.bind_joints = rest[V:V + J].copy()
         self.bind_rotations = model.data.bind_rotations.astype(np.float64)
         self.axes = model.anatomy.axes.double().numpy()
-        kv = model.keypoint_vertices.numpy()
-        self.vertices = rest[:V][kv].copy()
+        self._rest_vertices = rest[:V]
+        self._skin_weights = model.data.skin_weights.astype(np.float64)
+        self._pose_basis = model.data.pose_basis.astype(np.float64)  # (9 (J-1), V, 3); empty without correctives
         self.from_joints = model.keypoint_from_joints.double().numpy()
         self.from_vertices = model.keypoint_from_vertices.double().numpy()
-        weights = model.data.skin_weights[kv].astype(np.float64)
-        # Sparse skinning: each vertex reads at most a handful of joints.
-        width = int((weights > 0).sum(1).max())
-        order = np.argsort(-weights, axis=1)[:, :width]
-        self.skin_joints = np.ascontiguousarray(order)
-        self.skin_weights = np.ascontiguousarray(np.take_along_axis(weights, order, 1))
-        self.has_pose_correctives = model.pose_basis.shape[0] > 0
-        if self.has_pose_correctives:
-            basis = model.data.pose_basis.astype(np.float64)[:, kv]  # (9 (J-1), n, 3)
-            self.pose_basis = np.ascontiguousarray(basis)
-        else:
-            self.pose_basis = np.zeros((0, len(kv), 3))
+        self._keypoint_vertices = self._vertex_arrays(model.keypoint_vertices.numpy())
         self.root = self.offsets[0].copy()  # where the model puts its root joint
 
     def __call__(self, rotvec: np.ndarray, rotation0: np.ndarray, transl: np.ndarray, angles: np.ndarray) -> np.ndarray:
         """rotvec (N, 3) applied before rotation0 (3, 3); transl (N, 3) metres; angles (N, P, 3)."""
-        n = len(rotvec)
-        out = np.empty((n, self.from_joints.shape[0], 3))
-        _keypoints(np.ascontiguousarray(rotvec, dtype=np.float64), np.ascontiguousarray(rotation0, dtype=np.float64),
-                   np.ascontiguousarray(transl, dtype=np.float64), np.ascontiguousarray(angles, dtype=np.float64),
-                   self.parents, self.offsets, self.bind_joints, self.bind_rotations, self.axes, self.vertices,
-                   self.skin_joints, self.skin_weights, self.pose_basis, self.from_joints, self.from_vertices, out)
+        out = np.empty((len(rotvec), self.from_joints.shape[0], 3))
+        self._run(rotvec, rotation0, transl, angles, self._keypoint_vertices, False, out)
         return out
+
+    def vertices(self, ids: np.ndarray, rotvec: np.ndarray, rotation0: np.ndarray, transl: np.ndarray,
+                 angles: np.ndarray) -> np.ndarray:
+        """The model's vertices `ids` (n,) posed likewise: (N, n, 3) metres, placed as the keypoints."""
+        out = np.empty((len(rotvec), len(ids), 3))
+        self._run(rotvec, rotation0, transl, angles, self._vertex_arrays(np.asarray(ids)), True, out)
+        return out
+
+    def _vertex_arrays(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rest positions, sparse skinning (each vertex reads at most a handful of joints) and
+        pose correctives of vertices `ids`."""
+        weights = self._skin_weights[ids]
+        width = int((weights > 0).sum(1).max())
+        order = np.argsort(-weights, axis=1)[:, :width]
+        return (np.ascontiguousarray(self._rest_vertices[ids]), np.ascontiguousarray(order),
+                np.ascontiguousarray(np.take_along_axis(weights, order, 1)),
+                np.ascontiguousarray(self._pose_basis[:, ids]))
+
+    def _run(self, rotvec, rotation0, transl, angles, vertex_arrays, vertices_out: bool, out: np.ndarray) -> None:
+        as64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+        _keypoints(as64(rotvec), as64(rotation0), as64(transl), as64(angles), self.parents, self.offsets,
+                   self.bind_joints, self.bind_rotations, self.axes, *vertex_arrays, self.from_joints,
+                   self.from_vertices, vertices_out, out)
 
 
 @numba.njit(cache=True)
@@ -91,7 +100,7 @@ def _matmul33(a, b, out):
 
 @numba.njit(cache=True)
 def _keypoints(rotvec, rotation0, transl, angles, parents, offsets, bind_joints, bind_rotations, axes, vertices,
-               skin_joints, skin_weights, pose_basis, from_joints, from_vertices, out):
+               skin_joints, skin_weights, pose_basis, from_joints, from_vertices, vertices_out, out):
     n, J, K = rotvec.shape[0], parents.shape[0], from_joints.shape[0]
     nv = vertices.shape[0]
     G = np.empty((J, 3, 3))
@@ -141,6 +150,9 @@ def _keypoints(rotvec, rotation0, transl, angles, parents, offsets, bind_joints,
                 for i in range(3):
                     posed[v, i] += wt * (skin[c, i, 0] * rest[0] + skin[c, i, 1] * rest[1] + skin[c, i, 2] * rest[2]
                                          + skin_t[c, i])
+        if vertices_out:  # the vertices themselves, not the keypoints they make
+            out[b] = posed
+            continue
         for k in range(K):
             for i in range(3):
                 acc = 0.0

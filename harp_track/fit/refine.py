@@ -45,7 +45,6 @@ import torch.nn.functional as F
 from ..avatar import Avatar
 from ..camera import Camera
 from ..render import ShadowSettings, select_backend
-from ..hand.rotations import axis_angle_to_matrix
 from .crop import Crop, crop_square, hand_box
 from .landmark_fit import HandFit, LandmarkFitter, LandmarkProblem
 
@@ -127,10 +126,9 @@ class AppearanceRefiner:
         self.avatar, self.fitter = avatar, fitter
         self.settings = settings or RefineSettings()
         self.device = torch.device(device)
-        self.model = avatar.hand_model(self.device)
+        self._all_vertices = np.arange(avatar.hand.num_vertices)
         self._backend = select_backend(self.settings.render_backend, self.device)
         self._faces = torch.as_tensor(avatar.hand.faces, dtype=torch.int64, device=self.device)
-        self._root = torch.as_tensor(fitter._kinematics.root, dtype=torch.float64, device=self.device)
         self._light = torch.as_tensor(avatar.light_position, dtype=torch.float32, device=self.device)[None]
         s = self.settings
         # Robust kernel scales and weights of the four sampled channels: colour (3), hand (1).
@@ -215,15 +213,14 @@ class AppearanceRefiner:
     # ---- the model at parameter vectors -----------------------------------------------------
     def _points(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples) -> torch.Tensor:
         """(N, n, 3) float64 camera-space sample positions for parameter vectors x (N, D) or (D,)."""
-        xs = torch.as_tensor(np.atleast_2d(x), dtype=torch.float64, device=self.device)
-        rotation = axis_angle_to_matrix(xs[:, :3]) @ torch.as_tensor(problem.rotation0, device=self.device)
-        angles = torch.as_tensor(problem.angles0, device=self.device).repeat(len(xs), 1, 1)
-        free = tuple(torch.as_tensor(i, device=self.device) for i in problem.free)
-        angles[:, free[0], free[1]] = xs[:, 6:]
-        verts = self.model.vertex_subset(samples.vertex_ids, pose=self.model.anatomy.to_pose(angles, clamp=False))
-        corners = verts[:, samples.corners]  # (N, n, 3 corners, 3)
-        local = (samples.barycentrics[None, :, :, None].double() * corners).sum(2) - self._root
-        return local @ rotation.transpose(1, 2) + xs[:, None, 3:6]
+        corners = self._posed(samples.vertex_ids.cpu().numpy(), np.atleast_2d(x), problem)[:, samples.corners.cpu().numpy()]
+        points = np.einsum("nk,bnkd->bnd", samples.barycentrics.cpu().numpy().astype(np.float64), corners)
+        return torch.as_tensor(points, device=self.device)
+
+    def _posed(self, ids: np.ndarray, xs: np.ndarray, problem: LandmarkProblem) -> np.ndarray:
+        """(N, n, 3) camera-space positions of vertices `ids` at parameter vectors xs (N, D), by
+        the fitter's numba kinematics (a torch model call costs more in per-op overhead)."""
+        return self.fitter._kinematics.vertices(ids, xs[:, :3], problem.rotation0, xs[:, 3:6], problem.angles(xs))
 
     def _sample_motion(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples,
                        step: float = 1e-5) -> "_SampleMotion":
@@ -264,13 +261,8 @@ class AppearanceRefiner:
 
     def _vertices(self, x: np.ndarray, problem: LandmarkProblem) -> torch.Tensor:
         """(1, V, 3) float32 camera-space vertices at x."""
-        xs = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        rotation = axis_angle_to_matrix(xs[:3]) @ torch.as_tensor(problem.rotation0, dtype=torch.float32,
-                                                                  device=self.device)
-        angles = torch.as_tensor(problem.angles0, dtype=torch.float32, device=self.device).clone()
-        angles[problem.free] = xs[6:]
-        verts = self.model(pose=self.model.anatomy.to_pose(angles[None], clamp=False)).vertices
-        return (verts - self._root.float()) @ rotation.T + xs[3:6]
+        posed = self._posed(self._all_vertices, x[None], problem)
+        return torch.as_tensor(posed, dtype=torch.float32, device=self.device)
 
     def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: "_ImageChannels",
                   camera: Camera, weight: float, motion: "_SampleMotion",

@@ -24,6 +24,11 @@ def check(model, shape):
     local = model.keypoints(pose=pose, shape=batch_shape) - torch.as_tensor(kin.root)
     expected = local @ R.transpose(1, 2) + transl[:, None]
     assert np.abs(ours - expected.numpy()).max() < 1e-6  # metres; float32-stored model data
+    ids = np.random.default_rng(1).choice(model.num_vertices, 50, replace=False)
+    vertices = kin.vertices(ids, rotvec.numpy(), rotation0.numpy(), transl.numpy(), angles.numpy())
+    local = model(pose=pose, shape=batch_shape).vertices[:, ids] - torch.as_tensor(kin.root)
+    expected = local @ R.transpose(1, 2) + transl[:, None]
+    assert np.abs(vertices - expected.numpy()).max() < 1e-6
 
 
 def test_open_model_any_shape():
