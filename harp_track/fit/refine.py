@@ -28,10 +28,12 @@ limits) moves the samples; we minimise
   inliers is the agreement reported with the hand.
 
 Gauss-Newton with Levenberg-Marquardt damping: the sample Jacobian is the image gradient times the
-projection's times d(sample)/dx. d(sample)/dx is taken once per frame, its rigid part in closed
-form and its joint-angle part by forward differences in one batched model call; within the frame
-the samples then follow the pose to first order. The landmark Jacobian is also taken once. A step
-is kept only if it lowers the exact total cost; the refinement stops when the cost stops falling.
+projection's times d(sample)/dx. d(sample)/dx is taken once per pass (`RefineSettings.passes`,
+one by default), its rigid part in closed form and its joint-angle part by forward differences in
+one batched call of the landmark fit's numba kinematics; within the pass the samples then follow
+the pose to first order. The landmark Jacobian is taken again at every step (the rotation makes it
+change too much to keep). A step is kept only if it lowers the exact total cost; the refinement
+stops when the cost stops falling.
 """
 
 from __future__ import annotations

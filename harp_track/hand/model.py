@@ -124,19 +124,6 @@ class HandModel(nn.Module):
                      + self.keypoint_from_vertices.to(joints.dtype) @ verts[:, self.keypoint_vertices])
         return HandOutput(vertices=verts, keypoints=keypoints, joints=joints, joint_transforms=world)
 
-    def vertex_subset(
-        self,
-        index: torch.Tensor,
-        global_orient: torch.Tensor | None = None,
-        pose: torch.Tensor | None = None,
-        shape: torch.Tensor | None = None,
-        transl: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """(B, n, 3) posed positions of the vertices `index` (n,) int64 only: what `forward` gives
-        for them, at a fraction of the cost when few are needed (tracking's image samples)."""
-        verts, bind_joints, world = self._articulate(self._checked(global_orient, pose, shape, transl))
-        return self._skin(verts[:, index], bind_joints, world, self.skin_weights[index])
-
     def keypoints(
         self,
         global_orient: torch.Tensor | None = None,
