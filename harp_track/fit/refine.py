@@ -218,7 +218,8 @@ class AppearanceRefiner:
     # ---- the model at parameter vectors -----------------------------------------------------
     def _points(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples) -> torch.Tensor:
         """(N, n, 3) float64 camera-space sample positions for parameter vectors x (N, D) or (D,)."""
-        corners = self._posed(samples.vertex_ids.cpu().numpy(), np.atleast_2d(x), problem)[:, samples.corners.cpu().numpy()]
+        posed = self._posed(samples.vertex_ids.cpu().numpy(), np.atleast_2d(x), problem)
+        corners = posed[:, samples.corners.cpu().numpy()]  # (N, n, 3 corners, 3)
         points = np.einsum("nk,bnkd->bnd", samples.barycentrics.cpu().numpy().astype(np.float64), corners)
         return torch.as_tensor(points, device=self.device)
 
@@ -230,7 +231,7 @@ class AppearanceRefiner:
     def _sample_motion(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples,
                        step: float = 1e-5) -> "_SampleMotion":
         """The samples at x and their Jacobian: rigid parts in closed form, the joint angles by
-        forward differences (one batched model call)."""
+        forward differences (one batched kinematics call)."""
         xs = np.concatenate([x[None], x[None] + step * np.eye(len(x))[6:]])
         points = self._points(xs, problem, samples)
         p = points[0]
