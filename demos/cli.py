@@ -108,7 +108,7 @@ def _track(args: argparse.Namespace) -> int:
     stats = webcam.run(args.video, headless=True, out=Path(args.overlay) if args.overlay else None,
                        camera=webcam.parse_intrinsics(args.camera_intrinsics), poses=Path(args.out),
                        max_frames=args.max_frames, loop=False, mirrored=args.mirrored,
-                       avatar=webcam.load_avatar(args.avatar), refine=not args.no_refine)
+                       avatar=webcam.load_avatar(args.avatar), refine=not args.no_refine, device=args.device)
     print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
     return 0
 
@@ -118,7 +118,8 @@ def _webcam(args: argparse.Namespace) -> int:
 
     stats = webcam.run(args.video if args.video else args.camera, args.headless, args.out,
                        webcam.parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses,
-                       mirrored=args.mirrored, avatar=webcam.load_avatar(args.avatar), refine=not args.no_refine)
+                       mirrored=args.mirrored, avatar=webcam.load_avatar(args.avatar), refine=not args.no_refine,
+                       device=args.device)
     print(json.dumps({k: round(v, 2) for k, v in stats.items()}))
     return 0
 
@@ -161,14 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     track.add_argument("--avatar", help="your avatar folder (from `harp enroll`): track your own hand, true size")
     track.add_argument("--no-refine", action="store_true",
                        help="with --avatar: track from the landmarks alone (no appearance refinement)")
+    from demos.webcam import add_arguments, add_device_argument
+
+    add_device_argument(track)
     track.set_defaults(run=_track)
 
     export = commands.add_parser("export", help="write an avatar as glTF 2.0 (.glb) and OBJ/MTL with its textures")
     export.add_argument("avatar", help="the avatar folder")
     export.add_argument("--out", help="output folder (default: the avatar folder)")
     export.set_defaults(run=_export)
-
-    from demos.webcam import add_arguments
 
     webcam = commands.add_parser("webcam", help="the live demo app (window, or --headless --out)")
     add_arguments(webcam)

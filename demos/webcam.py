@@ -19,6 +19,7 @@ import numpy as np
 
 from harp_track.avatar import Avatar, AvatarError
 from harp_track.camera import Camera
+from harp_track.device import DEVICES, resolve_device
 from harp_track.overlay import OverlayRenderer
 from harp_track.result import TrackingResult
 from harp_track.stream import encode
@@ -61,14 +62,19 @@ def annotate(frame: np.ndarray, result: TrackingResult, fps: float) -> None:
 
 def run(source: int | str, headless: bool = False, out: Path | None = None, camera: Camera | None = None,
         max_frames: int | None = None, poses: Path | None = None, loop: bool = True,
-        mirrored: bool = False, avatar: Avatar | None = None, refine: bool = True) -> dict[str, float]:
+        mirrored: bool = False, avatar: Avatar | None = None, refine: bool = True,
+        device: str = "auto") -> dict[str, float]:
     """Track `source` (camera index or video path) and show or write the overlay; with `avatar`,
     the user's own hand is tracked (known size, and refined against its appearance unless
-    `refine` is False) and drawn textured.
+    `refine` is False) and drawn textured. device: the tracker's ("auto", "cpu" or "cuda").
     Returns mean per-stage milliseconds and the end-to-end FPS."""
-    if headless and out is None:
-        raise SystemExit("--headless needs --out to write the overlay video to")
-    tracker = Tracker(mirrored=mirrored, avatar=avatar, refine=refine)
+    if headless and out is None and poses is None:
+        raise SystemExit("--headless needs --out (the overlay video) or --poses to write to")
+    try:
+        resolve_device(device)
+    except ValueError as error:
+        raise SystemExit(f"--device: {error}") from None
+    tracker = Tracker(mirrored=mirrored, avatar=avatar, refine=refine, device=device)
     overlay = OverlayRenderer(tracker.models, avatar=avatar)
     writer, pose_file = None, poses.open("w") if poses else None
     recent = collections.deque(maxlen=30)
@@ -158,6 +164,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--avatar", help="your avatar folder (from `harp enroll`): track and draw your own hand")
     parser.add_argument("--no-refine", action="store_true",
                         help="with --avatar: track from the landmarks alone (no appearance refinement)")
+    add_device_argument(parser)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="where the refinement runs (default auto: CUDA when present; on small crops a fast "
+                             "CPU can beat it, see README)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stats = run(args.video if args.video else args.camera, args.headless, args.out,
                 parse_intrinsics(args.camera_intrinsics), args.max_frames, args.poses, mirrored=args.mirrored,
-                avatar=load_avatar(args.avatar), refine=not args.no_refine)
+                avatar=load_avatar(args.avatar), refine=not args.no_refine, device=args.device)
     print(" ".join(f"{k}={v:.1f}" for k, v in stats.items()))
 
 
