@@ -22,4 +22,4 @@ if [ -d /tmp/site/nvdiffrast ]; then  # compile it once, up front; without it th
 fi
 timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/render tests/fit tests/tracking tests/avatar_builder 2>&1 | tee "$OUT/pytest.log"
 cp docs/benchmarks.md "$OUT/benchmarks.md"
-timeout 270 python3 -m benchmarks --only gpu --out "$OUT/benchmarks.md" 2>&1 | tee "$OUT/benchmark.log"
+timeout 360 python3 -m benchmarks --only gpu --out "$OUT/benchmarks.md" 2>&1 | tee "$OUT/benchmark.log"
