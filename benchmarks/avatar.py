@@ -40,7 +40,7 @@ HGC = SHARED_DATA / "hgc_realworld"
 PICTURE = Path(__file__).resolve().parents[1] / "out" / "avatar_hgc.jpg"
 
 
-def _write_frames(folder: Path, images: np.ndarray) -> Path:
+def write_frames(folder: Path, images: np.ndarray) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
         cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -83,7 +83,7 @@ def synthetic_rows(num_frames: int, work: Path) -> tuple[list[list[object]], flo
     clip = make_enrollment_clip(num_frames, (256, 256), seed=0, progress=True)
     novel = make_enrollment_clip(max(num_frames // 3, 16), (256, 256), poses="novel", seed=1, progress=True)
     even = np.arange(0, num_frames, 2)
-    folder = _write_frames(work / "synthetic_frames", clip.frames[even])
+    folder = write_frames(work / "synthetic_frames", clip.frames[even])
     base = ht.load_hand_model(side=clip.side)
     with torch.no_grad():
         true_rest = base(shape=torch.from_numpy(clip.shape)[None].float()).vertices[0].numpy()

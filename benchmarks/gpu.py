@@ -23,16 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avatar_builder import BuildSettings, build_avatar
-from avatar_builder.optimize import OptimizeSettings
+from avatar_builder import BuildSettings, OptimizeSettings, build_avatar
 from avatar_builder.coarse import ruler_length
-from benchmarks.avatar import _write_frames
+from benchmarks.avatar import write_frames
 from benchmarks.refinement import STAGES, timed_run
 from benchmarks.render import run as render_run
 from benchmarks.timing import machine_description, markdown_table
 from harp_track.fit.refine import RefineSettings
-from harp_track.landmarks import onnx_offers_cuda
 from harp_track.hand import load_hand_model
+from harp_track.landmarks import onnx_offers_cuda
 from harp_track.synthetic import clip_avatar, make_clip, make_enrollment_clip
 
 
@@ -79,7 +78,7 @@ def build_row(device: str, backend: str, frames: int = 120) -> list:
     base = load_hand_model(side=clip.side)
     length = ruler_length(base, torch.from_numpy(clip.shape)[None].float())
     with tempfile.TemporaryDirectory() as tmp:
-        folder = _write_frames(Path(tmp) / "frames", clip.frames[::2])
+        folder = write_frames(Path(tmp) / "frames", clip.frames[::2])
         settings = BuildSettings(hand_length=length, landmarks="onnx", optimize=OptimizeSettings(render_backend=backend))
         start = time.perf_counter()
         build_avatar(folder, Path(tmp) / "avatar", camera=clip.camera, device=device, settings=settings,

@@ -37,7 +37,7 @@ import torch
 import harp_track as ht
 from avatar_builder import BuildSettings, build_avatar
 from avatar_builder.coarse import ruler_length
-from benchmarks.avatar import HGC, _write_frames
+from benchmarks.avatar import HGC, write_frames
 from benchmarks.timing import machine_description, markdown_table
 from benchmarks.landmarks import read_video
 from benchmarks.tracking import VIDEO, errors, load_hgc, pnp, second_difference
@@ -57,7 +57,7 @@ def synthetic_avatar(work: Path) -> ht.Avatar:
     if (out / "avatar.json").is_file():
         return ht.Avatar.load(out)
     clip = make_enrollment_clip(120, (256, 256), seed=0, progress=True)
-    folder = _write_frames(work / "synthetic_frames", clip.frames[np.arange(0, 120, 2)])
+    folder = write_frames(work / "synthetic_frames", clip.frames[np.arange(0, 120, 2)])
     base = ht.load_hand_model(side=clip.side)
     length = ruler_length(base, torch.from_numpy(clip.shape)[None].float())
     return build_avatar(folder, out, camera=clip.camera, resume=False, settings=BuildSettings(hand_length=length))
@@ -69,7 +69,7 @@ def hgc_avatars(work: Path) -> dict[str, ht.Avatar]:
     landmark-fit joints and the ground truth on those same frames, as `benchmarks.tracking` fixes
     a known size)."""
     images, cameras, gt3, _ = load_hgc(150)
-    folder = _write_frames(work / "hgc_frames", np.stack(images))
+    folder = write_frames(work / "hgc_frames", np.stack(images))
     avatars = {}
     for name, sub in (("MediaPipe's size", "hgc_avatar"), ("true size", "hgc_avatar_true_size")):
         out = work / sub
