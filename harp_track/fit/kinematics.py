@@ -33,9 +33,13 @@ class KeypointKinematics:
         self.bind_joints = rest[V:V + J].copy()
         self.bind_rotations = model.data.bind_rotations.astype(np.float64)
         self.axes = model.anatomy.axes.double().numpy()
-        self._rest_vertices = rest[:V]
-        self._skin_weights = model.data.skin_weights.astype(np.float64)
-        self._pose_basis = model.data.pose_basis.astype(np.float64)  # (9 (J-1), V, 3); empty without correctives
+        # Every vertex's rest position, sparse skinning (each reads at most a handful of joints)
+        # and pose correctives, once: a call for some vertices only indexes these.
+        weights = model.data.skin_weights.astype(np.float64)
+        order = np.argsort(-weights, axis=1)[:, :int((weights > 0).sum(1).max())]
+        self._all_vertices = (np.ascontiguousarray(rest[:V]), np.ascontiguousarray(order),
+                              np.ascontiguousarray(np.take_along_axis(weights, order, 1)),
+                              np.ascontiguousarray(model.data.pose_basis.astype(np.float64)))  # (9 (J-1), V, 3)
         self.from_joints = model.keypoint_from_joints.double().numpy()
         self.from_vertices = model.keypoint_from_vertices.double().numpy()
         self._keypoint_vertices = self._vertex_arrays(model.keypoint_vertices.numpy())
@@ -47,22 +51,20 @@ class KeypointKinematics:
         self._run(rotvec, rotation0, transl, angles, self._keypoint_vertices, False, out)
         return out
 
-    def vertices(self, ids: np.ndarray, rotvec: np.ndarray, rotation0: np.ndarray, transl: np.ndarray,
+    def vertices(self, ids: np.ndarray | None, rotvec: np.ndarray, rotation0: np.ndarray, transl: np.ndarray,
                  angles: np.ndarray) -> np.ndarray:
-        """The model's vertices `ids` (n,) posed likewise: (N, n, 3) metres, placed as the keypoints."""
-        out = np.empty((len(rotvec), len(ids), 3))
-        self._run(rotvec, rotation0, transl, angles, self._vertex_arrays(np.asarray(ids)), True, out)
+        """The model's vertices `ids` (n,) (None: all) posed likewise: (N, n, 3) metres, placed as
+        the keypoints."""
+        arrays = self._all_vertices if ids is None else self._vertex_arrays(np.asarray(ids))
+        out = np.empty((len(rotvec), len(arrays[0]), 3))
+        self._run(rotvec, rotation0, transl, angles, arrays, True, out)
         return out
 
     def _vertex_arrays(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Rest positions, sparse skinning (each vertex reads at most a handful of joints) and
-        pose correctives of vertices `ids`."""
-        weights = self._skin_weights[ids]
-        width = int((weights > 0).sum(1).max())
-        order = np.argsort(-weights, axis=1)[:, :width]
-        return (np.ascontiguousarray(self._rest_vertices[ids]), np.ascontiguousarray(order),
-                np.ascontiguousarray(np.take_along_axis(weights, order, 1)),
-                np.ascontiguousarray(self._pose_basis[:, ids]))
+        """Rest positions, sparse skinning and pose correctives of vertices `ids`."""
+        rest, joints, weights, basis = self._all_vertices
+        return (np.ascontiguousarray(rest[ids]), np.ascontiguousarray(joints[ids]), np.ascontiguousarray(weights[ids]),
+                np.ascontiguousarray(basis[:, ids]))
 
     def _run(self, rotvec, rotation0, transl, angles, vertex_arrays, vertices_out: bool, out: np.ndarray) -> None:
         as64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731

@@ -56,9 +56,9 @@ class RefineSettings:
     """crop_size: pixels a side of the crop the avatar is rendered into; margin: of the hand's
     box on each side; sample_spacing: crop pixels between surface samples in each direction (a
     lattice fixed in the crop); max_samples: a cap on their number (the spacing grows past it);
-    passes: renders of the
-    samples (each pass renders the avatar again at the pose reached, so which surface shows and
-    where it is are exact again, then takes up to `iterations` Gauss-Newton steps; a second pass
+    passes: renders of the samples (each pass renders the avatar again at the pose reached, so
+    which surface shows and where it is are exact again, then takes up to `iterations`
+    Gauss-Newton steps; a second pass
     helped single frames with large landmark errors, Procrustes 8.4 -> 7.6 mm on the refinement
     tests' scenes, but not tracked clips, where the previous frame already starts it close);
     blur: Gaussian sigma (crop pixels) of the image the samples read;
@@ -131,7 +131,6 @@ class AppearanceRefiner:
         self.avatar, self.fitter = avatar, fitter
         self.settings = settings or RefineSettings()
         self.device = torch.device(device)
-        self._all_vertices = np.arange(avatar.hand.num_vertices)
         self._backend = select_backend(self.settings.render_backend, self.device)
         self._faces = torch.as_tensor(avatar.hand.faces, dtype=torch.int64, device=self.device)
         self._light = torch.as_tensor(avatar.light_position, dtype=torch.float32, device=self.device)[None]
@@ -223,9 +222,9 @@ class AppearanceRefiner:
         points = np.einsum("nk,bnkd->bnd", samples.barycentrics.cpu().numpy().astype(np.float64), corners)
         return torch.as_tensor(points, device=self.device)
 
-    def _posed(self, ids: np.ndarray, xs: np.ndarray, problem: LandmarkProblem) -> np.ndarray:
-        """(N, n, 3) camera-space positions of vertices `ids` at parameter vectors xs (N, D), by
-        the fitter's numba kinematics (a torch model call costs more in per-op overhead)."""
+    def _posed(self, ids: np.ndarray | None, xs: np.ndarray, problem: LandmarkProblem) -> np.ndarray:
+        """(N, n, 3) camera-space positions of vertices `ids` (None: all) at parameter vectors xs
+        (N, D), by the fitter's numba kinematics (a torch model call costs more in per-op overhead)."""
         return self.fitter._kinematics.vertices(ids, xs[:, :3], problem.rotation0, xs[:, 3:6], problem.angles(xs))
 
     def _sample_motion(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples,
@@ -276,7 +275,7 @@ class AppearanceRefiner:
 
     def _vertices(self, x: np.ndarray, problem: LandmarkProblem) -> torch.Tensor:
         """(1, V, 3) float32 camera-space vertices at x."""
-        posed = self._posed(self._all_vertices, x[None], problem)
+        posed = self._posed(None, x[None], problem)
         return torch.as_tensor(posed, dtype=torch.float32, device=self.device)
 
     def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: "_ImageChannels",
