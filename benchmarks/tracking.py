@@ -25,6 +25,7 @@ import torch
 
 import harp_track as ht
 from benchmarks import SHARED_DATA
+from benchmarks.landmarks import read_video
 from benchmarks.timing import machine_description, markdown_table
 from harp_track.camera import Camera
 from harp_track.keypoints import KEYPOINT_PARENTS
@@ -164,15 +165,7 @@ def second_difference(series: list[np.ndarray | None]) -> float:
 
 
 def jitter_and_speed_rows(max_frames: int | None = None) -> tuple[list[list], list[list]]:
-    capture = cv2.VideoCapture(str(VIDEO))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while max_frames is None or len(frames) < max_frames:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
+    frames, fps = read_video(VIDEO)[:max_frames], 25.0  # the sample video's rate
 
     detector = create_detector("mediapipe", max_hands=1)
     mp2d, mp3d = [], []

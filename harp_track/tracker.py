@@ -141,20 +141,21 @@ class Tracker:
         frames = iter(frames)
         with DetectorProcess(**self._detector_options) as worker:
             queued = []  # checked frames submitted to the worker, oldest first
-            for _ in range(2):  # one frame in flight while another is fitted
+
+            def submit_next() -> None:
                 item = next(frames, None)
                 if item is not None:
                     queued.append(checked(item))
                     worker.submit(queued[-1][0], queued[-1][2])
+
+            submit_next()
+            submit_next()  # one frame in flight while another is fitted
             while queued:
                 start = time.perf_counter()
                 detections = worker.result()
                 waited_ms = 1000 * (time.perf_counter() - start)
                 image, camera, t = queued.pop(0)
-                item = next(frames, None)
-                if item is not None:
-                    queued.append(checked(item))
-                    worker.submit(queued[-1][0], queued[-1][2])
+                submit_next()
                 # The landmarks' own time is hidden behind the last frame's work: what is left is
                 # the wait for them.
                 yield self._update(image, camera, t, detections, waited_ms)
