@@ -145,7 +145,7 @@ class AvatarProblem(torch.nn.Module):
         self.views = views.to(device)
         self.to(device)
         self.backend = select_backend(settings.render_backend, device)
-        self.mesh = RenderMesh.create(model.faces, model.uvs, model.faces_uv, self.backend)
+        self.mesh = RenderMesh.create(self.model.faces, self.model.uvs, self.model.faces_uv, self.backend)
 
     # ---- the model -------------------------------------------------------------------------
     def offsets(self) -> torch.Tensor:
