@@ -194,7 +194,7 @@ class AppearanceRefiner:
             if anchor is not None:
                 H[3:6, 3:6] += np.eye(3) / s.sigma_motion ** 2
                 g[3:6] += (x[3:6] - anchor) / s.sigma_motion ** 2
-            free = _inactive_bounds(x, g, problem)
+            free = problem.movable(x, g)
             H, g = H[np.ix_(free, free)], g[free]
             improved = False
             for _ in range(4):
@@ -388,14 +388,6 @@ class _Evaluation:
         g = (flat.T @ pulled.reshape(-1)).cpu().numpy()
         Jl, r = landmark_jacobian, self.landmark_residuals
         return H + self.weight * (Jl.T @ Jl), g + self.weight * (Jl.T @ r)
-
-
-def _inactive_bounds(x: np.ndarray, gradient: np.ndarray, problem: LandmarkProblem) -> np.ndarray:
-    """Indices of the parameters a step may move: not the angles at a limit whose gradient
-    pushes them past it (clipping those would turn the step away from descent)."""
-    angles, g = x[6:], gradient[6:]
-    stuck = ((angles <= problem.lower + 1e-9) & (g > 0)) | ((angles >= problem.upper - 1e-9) & (g < 0))
-    return np.concatenate([np.arange(6), 6 + np.flatnonzero(~stuck)])
 
 
 def _gain_bias(colour: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
