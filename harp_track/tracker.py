@@ -106,9 +106,6 @@ class Tracker:
         self._detector_options = dict(backend=landmarks, max_hands=max_hands, mirrored=mirrored, device=landmark_device)
         self._detector = create_detector(**self._detector_options)
         self._smoothing = smoothing
-        # Filtered and raw poses may differ by this fraction of the hand's image size (mean
-        # keypoint distance) before the filter restarts; landmark noise is about 1%.
-        self.lag_gate = 0.04
         self._tracks: dict[str, _Track] = {}
         self._frame_index = 0
         self._next_track_id = 1
@@ -222,18 +219,18 @@ class Tracker:
         return result
 
     def _smooth(self, track: _Track, side: str, fit: HandFit, camera: Camera, t: float) -> HandFit:
-        """The filtered fit, unless it strays from this frame's fit by more than landmark noise
-        explains (a fast move between sparse frames): then the filter restarts from the fit, so
-        smoothing never shows as lag."""
+        """The filtered fit, pulled back towards this frame's fit where it trails it by more than
+        `max_lag` of the hand's image size (a fast move between sparse frames), so smoothing
+        never shows as more lag than that."""
         smoothed = track.filter(fit, t)
         fitter = self._fitters[side]
         focal, centre = np.array([camera.fx, camera.fy]), np.array([camera.cx, camera.cy])
         raw, smooth = fit.keypoints.double().numpy(), fitter.keypoints(smoothed)  # the fit carries its own
         raw_2d = raw[:, :2] / raw[:, 2:] * focal + centre
         gap = np.linalg.norm(smooth[:, :2] / smooth[:, 2:] * focal + centre - raw_2d, axis=1).mean()
-        if gap > self.lag_gate * np.linalg.norm(raw_2d.max(0) - raw_2d.min(0)):
-            track.filter.reset()
-            smoothed = track.filter(fit, t)
+        allowed = self._smoothing.max_lag * np.linalg.norm(raw_2d.max(0) - raw_2d.min(0))
+        if gap > allowed:
+            smoothed = track.filter.pull_towards(smoothed, fit, 1.0 - allowed / gap)
         return smoothed
 
     def _distinct(self, detections: list[HandLandmarks]) -> list[HandLandmarks]:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from harp_track.camera import Camera
+from harp_track.fit.filtering import PoseFilterSettings
 from harp_track.synthetic import clip_avatar as synthetic_clip_avatar, make_clip
 from harp_track.tracker import Tracker
 
@@ -43,6 +44,23 @@ def test_tracks_a_synthetic_clip_in_metres(clip, tracker):
     assert np.mean(errors_3d) < 0.06
     assert np.mean(errors_2d) < 12.0
     assert len({h.track_id for h in result.hands}) == 1
+
+
+def test_filtered_output_trails_the_fit_by_at_most_the_lag_bound(clip):
+    """Every third frame (fast motion between samples): filtered keypoints stay within about
+    `max_lag` of the hand's image size of the unfiltered ones, while still differing from them."""
+    settings = PoseFilterSettings()
+    outputs = []
+    for smoothing in (settings, None):
+        with Tracker(max_hands=1, smoothing=smoothing) as tracker:
+            outputs.append([tracker.process(frame, clip.camera, t).hands[0].keypoints_2d
+                            for frame, t in zip(clip.frames[::3], clip.timestamps[::3])])
+    gaps = []
+    for smooth, raw in zip(*outputs):
+        extent = np.linalg.norm(raw.max(0) - raw.min(0))
+        gaps.append(np.linalg.norm(smooth - raw, axis=1).mean() / extent)
+    assert max(gaps) < 1.5 * settings.max_lag
+    assert max(gaps[1:]) > 0.1 * settings.max_lag
 
 
 def test_no_hand_gives_an_empty_list(tracker):
