@@ -75,8 +75,8 @@ class PoseFilterSettings:
     Chosen on synthetic clips with MediaPipe in the loop (our own data), at full rate and 4x
     subsampled, against the earlier settings (min_cutoff 1, beta 4, no prediction, a restart
     past 4%): the lag bound gives the smoothing room to be stronger, and together they cut the
-    2D jitter on those clips by a further 4% without adding 2D error; on the real benchmarks
-    (docs/benchmarks.md) jitter and lag both went down.
+    2D jitter on those clips by a further 4% at the same 2D error (within 0.05 px); on the real
+    benchmarks (docs/benchmarks.md) jitter and lag both went down.
     """
 
     translation: tuple[float, float] = (0.3, 15.0)
