@@ -16,6 +16,7 @@ model's, so the 3D term constrains shape of the pose, not size.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -268,36 +269,50 @@ def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
     return axis_angle_to_matrix(torch.as_tensor(rotvec, dtype=torch.float64)).numpy()
 
 
-def _levenberg_marquardt(problem: LandmarkProblem, x: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Minimise |r(x)|^2 over x (D,) within the angle limits: angles held at a limit are left
-    out of a step, the others clamped to the limits after it.
-    Returns x, the keypoints at x and the number of steps taken."""
-    r, kp = problem.residuals(x[None])
-    r, kp = r[0], kp[0]
-    cost = float(r @ r)
-    damping = 1e-3
-    steps = 0
-    for steps in range(1, iterations + 1):
-        J = problem.jacobian(x, r)[1]
-        free = problem.movable(x, J.T @ r)
-        J = J[:, free]
-        JtJ, Jtr = J.T @ J, J.T @ r
-        improved = False
+def levenberg_marquardt(problem: LandmarkProblem, x: np.ndarray, evaluate: Callable[[np.ndarray], tuple[float, Any]],
+                        normal_equations: Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray]],
+                        iterations: int, tolerance: float, growth: float = 4.0) -> tuple[np.ndarray, Any, int]:
+    """Minimise a cost over x (D,) (`problem`'s parameter vector) within its angle limits, from x.
+
+    evaluate(x) -> (cost, state at x); normal_equations(x, state) -> Gauss-Newton H (D, D) and
+    gradient g (D,) of half the cost. Angles held at a limit are left out of a step, the others
+    clamped to the limits after it; a step is kept only if it lowers the exact cost (the damping
+    grows by `growth` until it does, four tries); the solver stops when a step gains less than
+    `tolerance` of the cost. Returns x, its state and the number of steps kept."""
+    cost, state = evaluate(x)
+    damping, accepted = 1e-3, 0
+    for _ in range(iterations):
+        H, g = normal_equations(x, state)
+        free = problem.movable(x, g)
+        H, g = H[np.ix_(free, free)], g[free]
         for _ in range(4):
             candidate = x.copy()
-            candidate[free] -= np.linalg.solve(JtJ + damping * np.diag(JtJ.diagonal() + 1e-6), Jtr)
+            candidate[free] -= np.linalg.solve(H + damping * np.diag(H.diagonal() + 1e-9), g)
             candidate[6:] = np.clip(candidate[6:], problem.lower, problem.upper)
-            r_new, kp_new = problem.residuals(candidate[None])
-            cost_new = float(r_new[0] @ r_new[0])
-            if cost_new < cost:
-                improved = True
+            trial_cost, trial = evaluate(candidate)
+            if trial_cost < cost:
                 damping = max(damping / 3.0, 1e-7)
                 break
-            damping *= 4.0
-        if not improved:
+            damping *= growth
+        else:
             break
-        converged = cost - cost_new < 1e-4 * cost
-        x, r, kp, cost = candidate, r_new[0], kp_new[0], cost_new
+        converged = cost - trial_cost < tolerance * cost
+        x, cost, state, accepted = candidate, trial_cost, trial, accepted + 1
         if converged:
             break
-    return x, kp, steps
+    return x, state, accepted
+
+
+def _levenberg_marquardt(problem: LandmarkProblem, x: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Minimise |r(x)|^2 over x (D,). Returns x, the keypoints at x and the number of steps kept."""
+    def evaluate(at: np.ndarray) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+        r, kp = problem.residuals(at[None])
+        return float(r[0] @ r[0]), (r[0], kp[0])
+
+    def normal_equations(at: np.ndarray, state: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        r = state[0]
+        J = problem.jacobian(at, r)[1]
+        return J.T @ J, J.T @ r
+
+    x, (_, keypoints), steps = levenberg_marquardt(problem, x, evaluate, normal_equations, iterations, 1e-4)
+    return x, keypoints, steps
