@@ -29,7 +29,7 @@ import torch
 import harp_track as ht
 from avatar_builder import BuildSettings, build_avatar
 from avatar_builder.coarse import ruler_length
-from avatar_builder.evaluate import fit_avatar
+from avatar_builder.evaluate import PoseFit, fit_avatar
 from avatar_builder.frames import Frame
 from avatar_builder.metrics import psnr, silhouette_iou, ssim, surface_error_mm
 from benchmarks import SHARED_DATA
@@ -49,12 +49,13 @@ def write_frames(folder: Path, images: np.ndarray) -> Path:
 
 
 def image_scores(avatar: ht.avatar.Avatar, frames: list[Frame], masks: np.ndarray | None,
-                 background: np.ndarray | None = None) -> dict[str, float]:
+                 background: np.ndarray | None = None, posed: PoseFit | None = None) -> dict[str, float]:
     """Fit pose and light to `frames`, render, and score against the frames (inside `masks`
     (N, H, W) when given, else inside the render's own silhouette). With the frames' true
     `background` (H, W, 3) float in [0, 1], also the PSNR of the render laid over it: the true
-    frames' outline pixels are part background, which a render over black counts as error."""
-    posed = fit_avatar(avatar, frames)
+    frames' outline pixels are part background, which a render over black counts as error.
+    posed: the avatar already fitted to `frames` (`fit_avatar`), else it is fitted here."""
+    posed = posed or fit_avatar(avatar, frames)
     kept = {f.index: k for k, f in enumerate(posed.fit.frames)}
     psnrs, inner_psnrs, ssims, ious, over_psnrs = [], [], [], [], []
     for frame in frames:
@@ -139,7 +140,7 @@ def real_rows(work: Path) -> tuple[list[list[object]], float]:
         frames.append(Frame(cv2.cvtColor(cv2.imread(str(paths[i])), cv2.COLOR_BGR2RGB), i, cameras[i]))
     posed = fit_avatar(avatar, frames)
     _picture(avatar, posed, frames)
-    scores = image_scores(avatar, frames, None)
+    scores = image_scores(avatar, frames, None, posed=posed)
     return [["hgc frames 200-299 (novel views and poses)", scores["frames"], f"{scores['psnr']:.2f}", "n/a",
              f"{scores['inner_psnr']:.2f}", f"{scores['ssim']:.3f}", "n/a"]], build_s
 
