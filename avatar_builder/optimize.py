@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from harp_track import HandModel
 from harp_track.avatar import Avatar
-from harp_track.render import Light, RenderMesh, render_shaded, select_backend, vertex_normals
+from harp_track.render import Light, RenderMesh, render_shaded, select_backend, transform_points, vertex_normals
 
-from .coarse import CoarseFit
+from .coarse import CoarseFit, hand_length
 from .views import Views
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,13 @@ POSE_STAGE = "pose"  # a finished avatar fitted to new frames: per-frame pose an
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """Weights of the loss terms (each term is a per-pixel or per-element mean; lengths in mm)."""
+    """Weights of the loss terms (each term is a per-pixel or per-element mean; lengths in mm;
+    `size` per squared percent of hand-length change)."""
 
     photometric: float = 1.0
     silhouette: float = 1.0
     keypoints: float = 1.0
+    size: float = 0.1
     laplacian: float = 0.5
     displacement: float = 0.002
     shape_prior: float = 0.01
@@ -70,6 +72,11 @@ class OptimizeSettings:
     lr_albedo: float = 0.02
     lr_normal: float = 0.02
     lr_light: float = 0.02
+    # A texel no view shows more frontally than this (cosine between its normal and the ray to
+    # the camera) is filled from its neighbours: at grazing angles a pixel spans many texels and
+    # half of it is often background or the mask's error, which Adam's normalized steps would
+    # bake into those texels at full strength.
+    texel_min_cosine: float = 0.3
     weights: LossWeights = LossWeights()
     render_backend: str = "torch"
 
@@ -77,7 +84,8 @@ class OptimizeSettings:
 @dataclasses.dataclass
 class Solution:
     """What the optimization found. shape (K,); displacement (V,) metres along the rest normals of
-    the subdivided mesh; albedo and normal_map (S, S, 3) in [0, 1]; texel_seen (S, S) bool;
+    the subdivided mesh; albedo and normal_map (S, S, 3) in [0, 1]; texel_seen (S, S) bool, the
+    texels some view showed frontally enough (`OptimizeSettings.texel_min_cosine`);
     ambient; light_positions (N, 3); global_orient (N, 3), pose (N, P, 3), transl (N, 3);
     history: per-step loss terms."""
 
@@ -111,7 +119,11 @@ class AvatarProblem(torch.nn.Module):
         self.register_buffer("shape0", shape0)
         self.register_buffer("pose0", torch.from_numpy(fit.pose).float())
         with torch.no_grad():
-            rest = model(shape=shape0).vertices
+            rest_hand = model(shape=shape0)
+            rest = rest_hand.vertices
+            # The coarse fit's hand length (a ruler's, or MediaPipe's estimate) is all that fixes
+            # the size: a smaller hand nearer the camera draws the same pictures.
+            self.register_buffer("length0", hand_length(rest_hand.keypoints[0]))
             self.register_buffer("rest_normals", vertex_normals(rest, model.faces)[0])
         self.register_buffer("laplacian", _uniform_laplacian(model.faces, model.num_vertices))
         self.register_buffer("intrinsics", torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in views.cameras]))
@@ -187,13 +199,17 @@ class AvatarProblem(torch.nn.Module):
             uv = out.keypoints[..., :2] / out.keypoints[..., 2:].clamp(min=1e-3) * k[:, None, :2] + k[:, None, 2:]
             err = (uv - v.landmarks[idx]) / v.size
             terms["keypoints"] = w.keypoints * _charbonnier(err.norm(dim=-1), 0.01).mean()
+            # At rest: regressed keypoints' path length changes a little with the pose.
+            rest = self.model(shape=self.shape, vertex_offsets=self.offsets()[None])
+            change = 100.0 * (hand_length(rest.keypoints[0]) / self.length0 - 1.0)
+            terms["size"] = w.size * change.square()
             d_mm = 1000.0 * self.offsets()
             terms["laplacian"] = w.laplacian * (self.laplacian @ d_mm).square().sum(-1).mean()
             terms["displacement"] = w.displacement * d_mm.square().sum(-1).mean()
             terms["shape_prior"] = w.shape_prior * (self.shape - self.shape0).square().mean()
             terms["pose_prior"] = w.pose_prior * (torch.stack([self.pose[i] for i in idx]) - self.pose0[idx]).square().mean()
         if stage == POSE_STAGE:
-            terms.pop("laplacian"), terms.pop("displacement"), terms.pop("shape_prior")
+            terms.pop("laplacian"), terms.pop("displacement"), terms.pop("shape_prior"), terms.pop("size")
         if stage != "geometry":
             interior = v.interior[idx]
             error = _charbonnier(shaded.image - images, 0.01).sum(-1) * interior
@@ -223,14 +239,36 @@ class AvatarProblem(torch.nn.Module):
         pose = [geometry[2], geometry[3], dict(params=list(self.light) + list(self.intensity), lr=s.lr_light)]
         return {"geometry": geometry, "joint": geometry + appearance, "appearance": appearance, POSE_STAGE: pose}[stage]
 
+    def texel_view_cosine(self, batch: int = 8) -> torch.Tensor:
+        """(S, S) for each albedo texel, its most frontal view: the largest cosine between the
+        surface normal and the ray to the camera over the views' hand-interior pixels showing it
+        (0 where none does). Nearest texel per pixel, then a 3x3 maximum to close the gaps
+        between pixels where the texture is magnified."""
+        size, v = self.albedo.shape[1], self.views
+        best = torch.zeros(size * size, device=self.albedo.device)
+        faces = self.model.faces
+        with torch.no_grad():
+            for start in range(0, len(v.cameras), batch):
+                idx = list(range(start, min(start + batch, len(v.cameras))))
+                vertices = self.posed(idx).vertices
+                rast, _ = self.backend.rasterize(transform_points(vertices, v.projections[idx]), faces, (v.size,) * 2)
+                geo, _ = self.backend.interpolate(torch.cat([vertices, vertex_normals(vertices, faces)], -1), rast, faces)
+                uv, _ = self.backend.interpolate(self.model.uvs.to(vertices)[None], rast, self.model.faces_uv)
+                cosine = -(F.normalize(geo[..., 3:], dim=-1) * F.normalize(geo[..., :3], dim=-1)).sum(-1)
+                keep = (rast[..., 3] > 0) & (v.interior[idx] > 0.5)
+                texel = (uv[..., 1] * size).long().clamp(0, size - 1) * size + (uv[..., 0] * size).long().clamp(0, size - 1)
+                best.scatter_reduce_(0, texel[keep], cosine[keep].clamp(min=0), reduce="amax")
+        return F.max_pool2d(best.view(1, 1, size, size), 3, stride=1, padding=1)[0, 0]
+
     def solution(self, history: list[dict[str, float]]) -> Solution:
+        seen = self.texel_seen & (self.texel_view_cosine() >= self.settings.texel_min_cosine)
         with torch.no_grad():
             stack = lambda params: torch.stack(list(params)).cpu().numpy()  # noqa: E731
             numpy = lambda t: t.cpu().numpy().copy()  # noqa: E731
             return Solution(
                 shape=numpy(self.shape[0]), displacement=numpy(self.displacement),
                 offsets=numpy(self.offsets()), albedo=numpy(self.albedo[0].clamp(0, 1)),
-                normal_map=numpy(self.normal_map()[0]), texel_seen=numpy(self.texel_seen),
+                normal_map=numpy(self.normal_map()[0]), texel_seen=numpy(seen),
                 ambient=float(self.ambient), light_positions=stack(self.light),
                 global_orient=stack(self.global_orient), pose=stack(self.pose), transl=stack(self.transl),
                 history=list(history))

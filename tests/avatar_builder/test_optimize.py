@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from avatar_builder.coarse import hand_length
 from avatar_builder.optimize import AvatarProblem, OptimizeSettings, optimize
 from avatar_builder.views import crop_views
 
@@ -76,6 +77,48 @@ def test_geometry_stage_changes_geometry_not_appearance(geometry_run, clip):
     assert np.abs(s.displacement).max() <= 0.005 + 1e-7  # the clamp
     assert not s.texel_seen.any()  # no colour gradient reached the albedo
     assert s.albedo.shape == (64, 64, 3) and s.normal_map.shape == (64, 64, 3)
+
+
+def test_the_size_term_holds_the_coarse_hand_length(clip, model, views):
+    """Zero at the coarse shape whatever the poses, and 0.1 per squared percent of hand length
+    for another shape: no image tells a larger far hand from a smaller near one, so only this
+    term fixes the size."""
+    problem = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    with torch.no_grad():
+        assert problem.loss([0, 1], "geometry")[1]["size"] < 1e-6
+        assert problem.loss([2, 3], "geometry")[1]["size"] < 1e-6
+        length0 = float(hand_length(model.keypoints(shape=problem.shape)[0]))
+        problem.shape[0, 0] += 1.0
+        length = float(hand_length(model.keypoints(shape=problem.shape)[0]))
+        size = problem.loss([0, 1], "geometry")[1]["size"]
+    percent = 100 * (length / length0 - 1)
+    assert abs(percent) > 1
+    assert size == pytest.approx(0.1 * percent ** 2, rel=0.02)
+
+
+def test_texel_view_cosine_marks_the_texels_the_views_show(clip, model, views):
+    """Paint the texels the views show frontally red, the others blue, and render: the interior
+    pixels that face the camera (their own normal against the pixel's ray) come out red. A
+    flipped v convention paints them blue."""
+    problem = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    cosine = problem.texel_view_cosine()
+    assert cosine.shape == (64, 64) and 0 <= float(cosine.min()) and float(cosine.max()) <= 1
+    frontal = cosine > 0.3
+    red, blue = torch.tensor([1.0, 0, 0]), torch.tensor([0, 0, 1.0])
+
+    def red_fraction(painted):
+        with torch.no_grad():
+            problem.albedo.copy_(torch.where(painted[..., None], red, blue)[None])
+            shaded = problem.render(ALL, problem.posed(ALL).vertices, None)
+        fx, fy, cx, cy = torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in problem.views.cameras])[:, None, None].unbind(-1)
+        y, x = torch.meshgrid(torch.arange(64.0) + 0.5, torch.arange(64.0) + 0.5, indexing="ij")
+        ray = torch.nn.functional.normalize(torch.stack([(x - cx) / fx, (y - cy) / fy, torch.ones(N, 64, 64)], -1), dim=-1)
+        facing = (-(shaded.normals * ray).sum(-1) > 0.6) & (problem.views.interior > 0.5)
+        colour = shaded.image[facing]
+        return float((colour[:, 0] > colour[:, 2]).float().mean())
+
+    assert red_fraction(frontal) > 0.95
+    assert red_fraction(frontal.flip(0)) < 0.8
 
 
 # ---------------------------------------------------------------- checkpoints
