@@ -49,8 +49,11 @@ class LossWeights:
     shape_prior: float = 0.01
     pose_prior: float = 0.01
     albedo_smooth: float = 0.02
-    normal_smooth: float = 0.02
-    normal_magnitude: float = 0.01
+    # The normal map otherwise learns the shading it cannot explain (a shadow edge a little off)
+    # as wrinkles that look wrong in other poses: on our synthetic subject these weights (30x
+    # the first ones) gained 0.5 dB on novel views and poses alike.
+    normal_smooth: float = 0.6
+    normal_magnitude: float = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
