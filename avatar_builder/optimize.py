@@ -202,6 +202,8 @@ class AvatarProblem(torch.nn.Module):
             uv = out.keypoints[..., :2] / out.keypoints[..., 2:].clamp(min=1e-3) * k[:, None, :2] + k[:, None, 2:]
             err = (uv - v.landmarks[idx]) / v.size
             terms["keypoints"] = w.keypoints * _charbonnier(err.norm(dim=-1), 0.01).mean()
+            terms["pose_prior"] = w.pose_prior * (torch.stack([self.pose[i] for i in idx]) - self.pose0[idx]).square().mean()
+        if stage in ("geometry", "joint"):
             # At rest: regressed keypoints' path length changes a little with the pose.
             rest = self.model(shape=self.shape, vertex_offsets=self.offsets()[None])
             change = 100.0 * (hand_length(rest.keypoints[0]) / self.length0 - 1.0)
@@ -210,9 +212,6 @@ class AvatarProblem(torch.nn.Module):
             terms["laplacian"] = w.laplacian * (self.laplacian @ d_mm).square().sum(-1).mean()
             terms["displacement"] = w.displacement * d_mm.square().sum(-1).mean()
             terms["shape_prior"] = w.shape_prior * (self.shape - self.shape0).square().mean()
-            terms["pose_prior"] = w.pose_prior * (torch.stack([self.pose[i] for i in idx]) - self.pose0[idx]).square().mean()
-        if stage == POSE_STAGE:
-            terms.pop("laplacian"), terms.pop("displacement"), terms.pop("shape_prior"), terms.pop("size")
         if stage != "geometry":
             interior = v.interior[idx]
             error = _charbonnier(shaded.image - images, 0.01).sum(-1) * interior

@@ -148,7 +148,8 @@ def test_resume_after_an_interrupt_inside_a_step(tmp_path, clip, model, views, u
 
     def interrupt(module, args):
         calls.append(1)
-        if len(calls) == STEPS[0] + 4 + 1:  # one forward pass of the hand model per step
+        # Two forward passes of the hand model per geometry or joint step: posed, and at rest (size).
+        if len(calls) == 2 * STEPS[0] + 2 * 4 + 1:
             raise KeyboardInterrupt
 
     handle = problem.model.register_forward_pre_hook(interrupt)
