@@ -271,15 +271,17 @@ def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
 
 def levenberg_marquardt(problem: LandmarkProblem, x: np.ndarray, evaluate: Callable[[np.ndarray], tuple[float, Any]],
                         normal_equations: Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray]],
-                        iterations: int, tolerance: float, growth: float = 4.0) -> tuple[np.ndarray, Any, int]:
+                        iterations: int, tolerance: float, growth: float = 4.0,
+                        start: tuple[float, Any] | None = None) -> tuple[np.ndarray, Any, int]:
     """Minimise a cost over x (D,) (`problem`'s parameter vector) within its angle limits, from x.
 
     evaluate(x) -> (cost, state at x); normal_equations(x, state) -> Gauss-Newton H (D, D) and
-    gradient g (D,) of half the cost. Angles held at a limit are left out of a step, the others
-    clamped to the limits after it; a step is kept only if it lowers the exact cost (the damping
-    grows by `growth` until it does, four tries); the solver stops when a step gains less than
-    `tolerance` of the cost. Returns x, its state and the number of steps kept."""
-    cost, state = evaluate(x)
+    gradient g (D,) of half the cost; start: evaluate(x) when the caller has it already. Angles
+    held at a limit are left out of a step, the others clamped to the limits after it; a step is
+    kept only if it lowers the exact cost (the damping grows by `growth` until it does, four
+    tries); the solver stops when a step gains less than `tolerance` of the cost. Returns x, its
+    state and the number of steps kept."""
+    cost, state = start or evaluate(x)
     damping, accepted = 1e-3, 0
     for _ in range(iterations):
         H, g = normal_equations(x, state)

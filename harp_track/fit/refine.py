@@ -188,9 +188,8 @@ class AppearanceRefiner:
         error 3.2 px against 2.7, Procrustes 9.4 mm against 8.4, on the refinement tests' scenes)."""
         s = self.settings
 
-        def evaluate(at: np.ndarray) -> tuple[float, _Evaluation]:  # the caller's own at x itself
-            trial = current if at is x else self._evaluate(at, problem, samples, image, camera, current.weight,
-                                                           motion, anchor)
+        def evaluate(at: np.ndarray) -> tuple[float, _Evaluation]:
+            trial = self._evaluate(at, problem, samples, image, camera, current.weight, motion, anchor)
             return trial.cost, trial
 
         def normal_equations(at: np.ndarray, state: _Evaluation) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +200,8 @@ class AppearanceRefiner:
                 g[3:6] += (at[3:6] - anchor) / s.sigma_motion ** 2
             return H, g
 
-        return levenberg_marquardt(problem, x, evaluate, normal_equations, s.iterations, s.tolerance, growth=8.0)
+        return levenberg_marquardt(problem, x, evaluate, normal_equations, s.iterations, s.tolerance, growth=8.0,
+                                   start=(current.cost, current))
 
     # ---- the model at parameter vectors -----------------------------------------------------
     def _points(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples) -> torch.Tensor:
