@@ -248,7 +248,7 @@ class AvatarProblem(torch.nn.Module):
         between pixels where the texture is magnified."""
         size, v = self.albedo.shape[1], self.views
         best = torch.zeros(size * size, device=self.albedo.device)
-        faces = self.model.faces
+        faces = self.mesh.faces
         with torch.no_grad():
             for start in range(0, len(v.cameras), batch):
                 idx = list(range(start, min(start + batch, len(v.cameras))))
@@ -256,8 +256,8 @@ class AvatarProblem(torch.nn.Module):
                 rast, _ = self.backend.rasterize(transform_points(vertices, v.projections[idx]), faces, (v.size,) * 2,
                                                  grad_db=False)
                 geo, _ = self.backend.interpolate(torch.cat([vertices, vertex_normals(vertices, faces)], -1), rast, faces)
-                uvs = self.model.uvs.to(vertices).expand(len(idx), -1, -1)
-                uv, _ = self.backend.interpolate(uvs, rast, self.model.faces_uv)
+                uvs = self.mesh.uvs.to(vertices).expand(len(idx), -1, -1)  # as render_shaded samples them
+                uv, _ = self.backend.interpolate(uvs, rast, self.mesh.faces_uv)
                 cosine = -(F.normalize(geo[..., 3:], dim=-1) * F.normalize(geo[..., :3], dim=-1)).sum(-1)
                 keep = (rast[..., 3] > 0) & (v.interior[idx] > 0.5)
                 texel = (uv[..., 1] * size).long().clamp(0, size - 1) * size + (uv[..., 0] * size).long().clamp(0, size - 1)
