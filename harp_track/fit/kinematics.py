@@ -40,14 +40,16 @@ class KeypointKinematics:
         self._all_vertices = (np.ascontiguousarray(rest[:V]), np.ascontiguousarray(order),
                               np.ascontiguousarray(np.take_along_axis(weights, order, 1)),
                               np.ascontiguousarray(model.data.pose_basis.astype(np.float64)))  # (9 (J-1), V, 3)
-        self.from_joints = model.keypoint_from_joints.double().numpy()
-        self.from_vertices = model.keypoint_from_vertices.double().numpy()
+        # Each keypoint reads one joint or a few vertices: the regressor's rows as (index, weight)
+        # lists padded with zero weights, so the kernel skips the ~95% of its entries that are 0.
+        self._regressor = _sparse_rows(model.keypoint_from_joints.double().numpy()) + \
+            _sparse_rows(model.keypoint_from_vertices.double().numpy())
         self._keypoint_vertices = self._vertex_arrays(model.keypoint_vertices.numpy())
         self.root = self.offsets[0].copy()  # where the model puts its root joint
 
     def __call__(self, rotvec: np.ndarray, rotation0: np.ndarray, transl: np.ndarray, angles: np.ndarray) -> np.ndarray:
         """rotvec (N, 3) applied before rotation0 (3, 3); transl (N, 3) metres; angles (N, P, 3)."""
-        out = np.empty((len(rotvec), self.from_joints.shape[0], 3))
+        out = np.empty((len(rotvec), self._regressor[0].shape[0], 3))
         self._run(rotvec, rotation0, transl, angles, self._keypoint_vertices, False, out)
         return out
 
@@ -69,8 +71,26 @@ class KeypointKinematics:
     def _run(self, rotvec, rotation0, transl, angles, vertex_arrays, vertices_out: bool, out: np.ndarray) -> None:
         as64 = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
         _keypoints(as64(rotvec), as64(rotation0), as64(transl), as64(angles), self.parents, self.offsets,
-                   self.bind_joints, self.bind_rotations, self.axes, *vertex_arrays, self.from_joints,
-                   self.from_vertices, vertices_out, out)
+                   self.bind_joints, self.bind_rotations, self.axes, *vertex_arrays, *self._regressor,
+                   vertices_out, out)
+
+
+def rotation_matrix(rotvec: np.ndarray) -> np.ndarray:
+    """(3,) axis-angle, radians -> (3, 3) float64 rotation (the kernel's Rodrigues formula)."""
+    out = np.empty((3, 3))
+    _rodrigues(float(rotvec[0]), float(rotvec[1]), float(rotvec[2]), out)
+    return out
+
+
+def _sparse_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K, N) matrix -> the columns (K, m) and values (K, m) of each row's nonzeros, zero-padded."""
+    width = max(int((matrix != 0).sum(1).max()), 1)
+    columns = np.zeros((matrix.shape[0], width), dtype=np.int64)
+    values = np.zeros((matrix.shape[0], width))
+    for k, row in enumerate(matrix):
+        nonzero = np.flatnonzero(row)
+        columns[k, :len(nonzero)], values[k, :len(nonzero)] = nonzero, row[nonzero]
+    return columns, values
 
 
 @numba.njit(cache=True)
@@ -102,8 +122,9 @@ def _matmul33(a, b, out):
 
 @numba.njit(cache=True)
 def _keypoints(rotvec, rotation0, transl, angles, parents, offsets, bind_joints, bind_rotations, axes, vertices,
-               skin_joints, skin_weights, pose_basis, from_joints, from_vertices, vertices_out, out):
-    n, J, K = rotvec.shape[0], parents.shape[0], from_joints.shape[0]
+               skin_joints, skin_weights, pose_basis, joint_ids, joint_weights, vertex_ids, vertex_weights,
+               vertices_out, out):
+    n, J, K = rotvec.shape[0], parents.shape[0], joint_ids.shape[0]
     nv = vertices.shape[0]
     G = np.empty((J, 3, 3))
     w = np.empty((J, 3))
@@ -149,6 +170,8 @@ def _keypoints(rotvec, rotation0, transl, angles, parents, offsets, bind_joints,
             for s in range(skin_joints.shape[1]):
                 c = skin_joints[v, s]
                 wt = skin_weights[v, s]
+                if wt == 0.0:  # weights are sorted, zeros only pad
+                    break
                 for i in range(3):
                     posed[v, i] += wt * (skin[c, i, 0] * rest[0] + skin[c, i, 1] * rest[1] + skin[c, i, 2] * rest[2]
                                          + skin_t[c, i])
@@ -158,8 +181,8 @@ def _keypoints(rotvec, rotation0, transl, angles, parents, offsets, bind_joints,
         for k in range(K):
             for i in range(3):
                 acc = 0.0
-                for c in range(J):
-                    acc += from_joints[k, c] * w[c, i]
-                for v in range(nv):
-                    acc += from_vertices[k, v] * posed[v, i]
+                for s in range(joint_ids.shape[1]):
+                    acc += joint_weights[k, s] * w[joint_ids[k, s], i]
+                for s in range(vertex_ids.shape[1]):
+                    acc += vertex_weights[k, s] * posed[vertex_ids[k, s], i]
                 out[b, k, i] = acc

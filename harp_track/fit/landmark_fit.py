@@ -23,9 +23,9 @@ import torch
 
 from ..camera import Camera
 from ..hand.model import HandModel
-from ..hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from ..hand.rotations import matrix_to_axis_angle
 from ..keypoints import KEYPOINT_PARENTS
-from .kinematics import KeypointKinematics
+from .kinematics import KeypointKinematics, rotation_matrix
 
 # Keypoints on the palm move little with finger articulation: they start the rotation estimate.
 PALM_KEYPOINTS = (0, 1, 5, 9, 13, 17)
@@ -259,14 +259,10 @@ class LandmarkProblem:
             keypoints = self.residuals(x[None])[1][0]
         proj = keypoints[:, :2] / keypoints[:, 2:3] * self.focal + self.centre
         f32 = torch.float32
-        return HandFit(rotation=torch.as_tensor(_rodrigues(x[:3]) @ self.rotation0, dtype=f32),
+        return HandFit(rotation=torch.as_tensor(rotation_matrix(x[:3]) @ self.rotation0, dtype=f32),
                        transl=torch.as_tensor(x[3:6], dtype=f32), angles=torch.as_tensor(self.angles(x[None])[0], dtype=f32),
                        keypoints=torch.as_tensor(keypoints, dtype=f32),
                        reprojection_px=float(np.linalg.norm(proj - self.uv, axis=-1).mean()), iterations=iterations)
-
-
-def _rodrigues(rotvec: np.ndarray) -> np.ndarray:
-    return axis_angle_to_matrix(torch.as_tensor(rotvec, dtype=torch.float64)).numpy()
 
 
 def levenberg_marquardt(problem: LandmarkProblem, x: np.ndarray, evaluate: Callable[[np.ndarray], tuple[float, Any]],

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 import harp_track as ht
-from harp_track.fit.kinematics import KeypointKinematics
+from harp_track.fit.kinematics import KeypointKinematics, rotation_matrix
 from harp_track.hand import axis_angle_to_matrix
 
 from ..test_mano import make_mano_arrays, write_mano
@@ -43,3 +43,9 @@ def test_mano_with_pose_correctives(tmp_path, fake_chumpy):
     write_mano(path, make_mano_arrays(), fake_chumpy)
     model = ht.load_hand_model("mano", path=path)
     check(model, torch.randn(1, model.num_shape, generator=torch.Generator().manual_seed(5)))
+
+
+def test_rotation_matrix_matches_torch():
+    for rotvec in ([0.0, 0.0, 0.0], [1e-7, -2e-7, 0.0], [0.3, -1.2, 2.5], [3.1, 0.0, 0.1]):
+        expected = axis_angle_to_matrix(torch.tensor(rotvec, dtype=torch.float64)).numpy()
+        assert np.abs(rotation_matrix(np.array(rotvec)) - expected).max() < 1e-12
