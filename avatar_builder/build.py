@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -22,6 +21,7 @@ from .coarse import MIN_FRAMES, coarse_fit, palm_directions, select_views
 from .errors import EnrollmentError
 from .frames import drop_blurred_and_duplicates, read_frames
 from .optimize import AvatarProblem, OptimizeSettings, Solution, optimize
+from .texture_fill import fill_texture, uv_island_mask
 from .report import write_report
 from .views import crop_views
 
@@ -105,20 +105,11 @@ def build_avatar(source: str | Path, out_dir: str | Path, camera: Camera | Seque
 
 def _assemble(model: HandModel, base: HandModel, solution: Solution) -> Avatar:
     """The avatar asset from the solution: shape and displacements baked into the mesh, and the
-    texels no view saw filled in from their neighbours."""
+    texels no view saw filled in from their neighbours (`texture_fill`)."""
     hand = personalized(model.data, solution.shape, solution.offsets, name=f"{base.name}-avatar")
-    unseen = (~solution.texel_seen).astype(np.uint8) * 255
-    albedo = _inpaint(solution.albedo, unseen)
-    normal = _inpaint(solution.normal_map, unseen)
+    island = uv_island_mask(hand.uvs, hand.faces_uv, solution.albedo.shape[0])
+    albedo = fill_texture(solution.albedo, solution.texel_seen, island)
+    normal = fill_texture(solution.normal_map, solution.texel_seen, island)
     return Avatar(hand=hand, albedo=albedo, normal_map=normal, ambient=solution.ambient,
                   light_position=np.median(solution.light_positions, axis=0).astype(np.float32),
                   shape=solution.shape.astype(np.float32), base_model=base.name)
-
-
-def _inpaint(texture: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """Fill the unseen texels (mask 255) of an (S, S, 3) [0, 1] map from the seen ones."""
-    if not unseen.any() or unseen.all():
-        return texture.astype(np.float32)
-    image = np.clip(np.rint(texture * 255), 0, 255).astype(np.uint8)
-    filled = cv2.inpaint(image, unseen, 3, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
-    return np.where(unseen[..., None] > 0, filled, texture).astype(np.float32)
