@@ -21,8 +21,8 @@ from .coarse import MIN_FRAMES, coarse_fit, palm_directions, select_views
 from .errors import EnrollmentError
 from .frames import drop_blurred_and_duplicates, read_frames
 from .optimize import AvatarProblem, OptimizeSettings, Solution, optimize
-from .texture_fill import fill_texture, uv_island_mask
 from .report import write_report
+from .texture_fill import fill_texture, uv_island_mask
 from .views import crop_views
 
 log = logging.getLogger(__name__)
