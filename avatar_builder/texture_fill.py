@@ -47,14 +47,11 @@ def push_pull(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     return np.where(known[..., None], values, up).astype(np.float32)
 
 
-def fill_texture(texture: np.ndarray, seen: np.ndarray, island: np.ndarray, edge: int = 0) -> np.ndarray:
-    """(S, S, C) map with the texels outside `seen` (S, S) bool, or within `edge` texels of its
-    boundary, filled from the rest inside `island` (S, S) bool, then the gutters padded from the
-    islands. Without any kept texel the map is returned unchanged."""
+def fill_texture(texture: np.ndarray, seen: np.ndarray, island: np.ndarray) -> np.ndarray:
+    """(S, S, C) map with the texels of `island` (S, S) bool outside `seen` (S, S) bool filled
+    from the seen ones, then the gutters (outside the islands) padded from the islands. Without
+    any seen island texel the map is returned unchanged."""
     kept = seen & island
-    if edge > 0:
-        kernel = np.ones((2 * edge + 1, 2 * edge + 1), np.uint8)
-        kept = cv2.erode(kept.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
     if not kept.any():
         return texture.astype(np.float32)
     filled = push_pull(texture.astype(np.float32), kept)

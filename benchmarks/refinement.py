@@ -19,10 +19,10 @@ Real: avatars built from hgc_realworld frames 0-149 track frames 150-299: one at
 estimate of the hand's size, and one at the true size for each tracker (what `--hand-length` from
 a ruler gives; here fitted to the ground truth of frames 0-149, once with the landmark fit's
 joints and once with the refinement's, see `hgc_avatars`). The appearance refinement trusts the
-avatar's size: it pins depth through the hand's apparent size. Jitter is the mean magnitude of the second
-difference of each output over consecutive frames. Jitter on hand_landmarker_test_video.mp4 uses
-the true-size hgc avatar: another person's hand, so it measures how steady the refinement is,
-not how well it fits. Speed on the steady synthetic clip (640x360).
+avatar's size: it pins depth through the hand's apparent size. Jitter is the mean magnitude of
+the second difference of each output over consecutive frames. Jitter on
+hand_landmarker_test_video.mp4 uses the landmark fit's true-size hgc avatar: another person's
+hand, so it measures how steady the refinement is, not how well it fits. Speed on the steady synthetic clip (640x360).
 """
 
 from __future__ import annotations
