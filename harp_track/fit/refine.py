@@ -104,12 +104,14 @@ class Refinement:
 @dataclasses.dataclass
 class _Samples:
     """Surface samples of one frame: the vertices they read (n_v,), each sample's three corners
-    as indices into those (n, 3), barycentrics (n, 3) and rendered colour (n, 3)."""
+    as indices into those (n, 3), barycentrics (n, 3) and rendered colour (n, 3). numpy: the
+    Gauss-Newton steps run on the CPU in float64 (a few hundred samples: per-op overhead, not
+    arithmetic, is their cost, and on CUDA every step would wait for a copy back)."""
 
-    vertex_ids: torch.Tensor
-    corners: torch.Tensor
-    barycentrics: torch.Tensor
-    colour: torch.Tensor
+    vertex_ids: np.ndarray
+    corners: np.ndarray
+    barycentrics: np.ndarray
+    colour: np.ndarray
 
     def __len__(self) -> int:
         return len(self.colour)
@@ -136,8 +138,7 @@ class AppearanceRefiner:
         self._light = torch.as_tensor(avatar.light_position, dtype=torch.float32, device=self.device)[None]
         s = self.settings
         # Robust kernel scales and weights of the four sampled channels: colour (3), hand (1).
-        self._kernels = (torch.tensor([s.sigma_color] * 3 + [s.sigma_hand], dtype=torch.float64, device=self.device),
-                         torch.tensor([1.0, 1.0, 1.0, s.hand_weight], dtype=torch.float64, device=self.device))
+        self._kernels = (np.array([s.sigma_color] * 3 + [s.sigma_hand]), np.array([1.0, 1.0, 1.0, s.hand_weight]))
 
     def refine(self, frame: torch.Tensor | np.ndarray, camera: Camera, fit: HandFit, keypoints_2d: np.ndarray,
                world: np.ndarray | None, previous: HandFit | None = None, confidence: float = 1.0) -> Refinement:
@@ -204,12 +205,10 @@ class AppearanceRefiner:
                                    start=(current.cost, current))
 
     # ---- the model at parameter vectors -----------------------------------------------------
-    def _points(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples) -> torch.Tensor:
+    def _points(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples) -> np.ndarray:
         """(N, n, 3) float64 camera-space sample positions for parameter vectors x (N, D) or (D,)."""
-        posed = self._posed(samples.vertex_ids.cpu().numpy(), np.atleast_2d(x), problem)
-        corners = posed[:, samples.corners.cpu().numpy()]  # (N, n, 3 corners, 3)
-        points = np.einsum("nk,bnkd->bnd", samples.barycentrics.cpu().numpy().astype(np.float64), corners)
-        return torch.as_tensor(points, device=self.device)
+        posed = self._posed(samples.vertex_ids, np.atleast_2d(x), problem)
+        return np.einsum("nk,bnkd->bnd", samples.barycentrics, posed[:, samples.corners])
 
     def _posed(self, ids: np.ndarray | None, xs: np.ndarray, problem: LandmarkProblem) -> np.ndarray:
         """(N, n, 3) camera-space positions of vertices `ids` (None: all) at parameter vectors xs
@@ -224,14 +223,14 @@ class AppearanceRefiner:
         points = self._points(xs, problem, samples)
         p = points[0]
         # x[:3] turns about the root before rotation0: d p / d omega = -[p - t]x ; d p / d t = I.
-        r = p - torch.as_tensor(x[3:6], dtype=p.dtype, device=p.device)
-        zero, one = torch.zeros_like(r[:, 0]), torch.ones_like(r[:, 0])
-        rotation = torch.stack([torch.stack([zero, r[:, 2], -r[:, 1]], 1),
-                                torch.stack([-r[:, 2], zero, r[:, 0]], 1),
-                                torch.stack([r[:, 1], -r[:, 0], zero], 1)], 1)
-        translation = torch.diag_embed(torch.stack([one, one, one], 1))
-        angles = ((points[1:] - p) / step).permute(1, 2, 0)
-        return _SampleMotion(x.copy(), p, torch.cat([rotation, translation, angles], 2))
+        r = p - x[3:6]
+        jacobian = np.zeros((len(p), 3, len(x)))
+        jacobian[:, 0, 1], jacobian[:, 0, 2] = r[:, 2], -r[:, 1]
+        jacobian[:, 1, 0], jacobian[:, 1, 2] = -r[:, 2], r[:, 0]
+        jacobian[:, 2, 0], jacobian[:, 2, 1] = r[:, 1], -r[:, 0]
+        jacobian[:, :, 3:6] = np.eye(3)
+        jacobian[:, :, 6:] = ((points[1:] - p) / step).transpose(1, 2, 0)
+        return _SampleMotion(x.copy(), p, jacobian)
 
     def _samples(self, x: np.ndarray, problem: LandmarkProblem, crop: Crop) -> tuple[_Samples, torch.Tensor]:
         """Render the avatar at x into the crop; its interior pixels as surface samples, and the
@@ -260,7 +259,7 @@ class AppearanceRefiner:
         b = torch.stack([flat[:, 0], flat[:, 1], 1 - flat[:, 0] - flat[:, 1]], 1)
         vertex_ids, corners = torch.unique(self._faces[triangles], return_inverse=True)
         colour = shaded.image[0].reshape(-1, 3)[pixels]
-        return _Samples(vertex_ids, corners, b, colour), alpha
+        return _Samples(*(t.cpu().numpy() for t in (vertex_ids, corners, b.double(), colour.double()))), alpha
 
     def _vertices(self, x: np.ndarray, problem: LandmarkProblem) -> torch.Tensor:
         """(1, V, 3) float32 camera-space vertices at x."""
@@ -285,27 +284,32 @@ class _SampleMotion:
     than the rest of the step (the landmark residuals stay exact)."""
 
     x0: np.ndarray
-    points: torch.Tensor
-    jacobian: torch.Tensor
+    points: np.ndarray
+    jacobian: np.ndarray
 
-    def at(self, x: np.ndarray) -> torch.Tensor:
-        dx = torch.as_tensor(x - self.x0, dtype=self.jacobian.dtype, device=self.jacobian.device)
-        return self.points + self.jacobian @ dx
+    def at(self, x: np.ndarray) -> np.ndarray:
+        return self.points + self.jacobian @ (x - self.x0)
 
 
 @dataclasses.dataclass
 class _ImageChannels:
     """The crop's colour (3), hand probability (1) and their x and y derivatives, as one
-    (1, 12, S, S) stack that samples read with one bilinear lookup."""
+    (S, S, 12) float64 stack that samples read with one bilinear lookup."""
 
-    stack: torch.Tensor
+    stack: np.ndarray
 
-    def sample(self, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Values (n, 4) and gradients (n, 4, 2) at crop pixel positions uv (n, 2)."""
-        size = self.stack.shape[-1]
-        grid = (2 * uv / size - 1).to(self.stack.dtype)[None, None]
-        out = F.grid_sample(self.stack, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
-        return out[:, :4], torch.stack([out[:, 4:8], out[:, 8:]], -1)
+    def sample(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values (n, 4) and gradients (n, 4, 2) at crop pixel positions uv (n, 2): bilinear,
+        pixel centres at half-integers, clamped at the border."""
+        size = self.stack.shape[0]
+        xy = np.clip(uv - 0.5, 0.0, size - 1.0)
+        lo = np.minimum(xy.astype(np.int64), size - 2)
+        w = (xy - lo)[:, :, None]
+        x0, y0 = lo[:, 0], lo[:, 1]
+        top = self.stack[y0, x0] * (1 - w[:, 0]) + self.stack[y0, x0 + 1] * w[:, 0]
+        bottom = self.stack[y0 + 1, x0] * (1 - w[:, 0]) + self.stack[y0 + 1, x0 + 1] * w[:, 0]
+        out = top * (1 - w[:, 1]) + bottom * w[:, 1]
+        return out[:, :4], np.stack([out[:, 4:8], out[:, 8:]], -1)
 
 
 def _image_channels(crop: Crop, alpha: torch.Tensor, s: RefineSettings) -> _ImageChannels:
@@ -315,7 +319,8 @@ def _image_channels(crop: Crop, alpha: torch.Tensor, s: RefineSettings) -> _Imag
     padded = F.pad(values, (1, 1, 1, 1), mode="replicate")
     dx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
     dy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
-    return _ImageChannels(torch.cat([values, dx, dy], 1))
+    stack = torch.cat([values, dx, dy], 1)[0].permute(1, 2, 0)
+    return _ImageChannels(stack.cpu().numpy().astype(np.float64))
 
 
 @dataclasses.dataclass
@@ -324,9 +329,9 @@ class _Evaluation:
 
     keypoints: np.ndarray
     landmark_residuals: np.ndarray
-    points: torch.Tensor  # (n, 3) samples, metres, camera space
-    residuals: torch.Tensor  # (n, 4): colour (3) and hand (1), in kernel units (divided by sigma)
-    gradients: torch.Tensor  # (n, 4, 2) of the sampled channels
+    points: np.ndarray  # (n, 3) samples, metres, camera space
+    residuals: np.ndarray  # (n, 4): colour (3) and hand (1), in kernel units (divided by sigma)
+    gradients: np.ndarray  # (n, 4, 2) of the sampled channels
     agreement: float
     image_cost: float
     motion_cost: float
@@ -337,49 +342,47 @@ class _Evaluation:
         return self.weight * float(self.landmark_residuals @ self.landmark_residuals) + self.image_cost + self.motion_cost
 
     @classmethod
-    def at(cls, points: torch.Tensor, samples: _Samples, image: _ImageChannels, camera: Camera, s: RefineSettings,
-           kernels: tuple[torch.Tensor, torch.Tensor], landmark_residuals: np.ndarray, keypoints: np.ndarray,
+    def at(cls, points: np.ndarray, samples: _Samples, image: _ImageChannels, camera: Camera, s: RefineSettings,
+           kernels: tuple[np.ndarray, np.ndarray], landmark_residuals: np.ndarray, keypoints: np.ndarray,
            weight: float, motion_cost: float) -> "_Evaluation":
-        z = points[:, 2:].clamp(min=1e-3)
-        uv = torch.cat([points[:, :1] / z * camera.fx + camera.cx, points[:, 1:2] / z * camera.fy + camera.cy], 1)
+        uv = points[:, :2] / np.maximum(points[:, 2:], 1e-3) * [camera.fx, camera.fy] + [camera.cx, camera.cy]
         values, gradients = image.sample(uv)
-        values, gradients = values.double(), gradients.double()
-        predicted = _gain_bias(samples.colour.double(), values[:, :3])
+        predicted = _gain_bias(samples.colour, values[:, :3])
         sigma, channel_weights = kernels
-        residuals = torch.cat([predicted - values[:, :3], 1 - values[:, 3:]], 1) / sigma
+        residuals = np.concatenate([predicted - values[:, :3], 1 - values[:, 3:]], 1) / sigma
         rho = residuals ** 2 / (1 + residuals ** 2)
         image_cost = s.image_weight / len(samples) * float((rho * channel_weights).sum())
-        agreement = float((residuals[:, :3].abs().amax(1) < 2).double().mean())
+        agreement = float((np.abs(residuals[:, :3]).max(1) < 2).mean())
         return cls(keypoints, landmark_residuals, points, residuals, gradients, agreement, image_cost, motion_cost,
                    weight)
 
-    def normal_equations(self, jacobian: torch.Tensor, landmark_jacobian: np.ndarray, camera: Camera,
-                         s: RefineSettings, kernels: tuple[torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    def normal_equations(self, jacobian: np.ndarray, landmark_jacobian: np.ndarray, camera: Camera,
+                         s: RefineSettings, kernels: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Gauss-Newton H (D, D) and gradient g (D,) of the total cost, both halved (robust
         kernels by iteratively reweighted least squares). jacobian: (n, 3, D) of the samples;
         landmark_jacobian: (M, D) of the landmark residuals."""
         p = self.points
-        inv_z = 1 / p[:, 2:].clamp(min=1e-3)
-        # Pixel motion per parameter (n, 2, D): the projection's Jacobian times the samples'.
-        motion = torch.stack([camera.fx * inv_z * (jacobian[:, 0] - p[:, :1] * inv_z * jacobian[:, 2]),
-                              camera.fy * inv_z * (jacobian[:, 1] - p[:, 1:2] * inv_z * jacobian[:, 2])], 1)
+        inv_z = 1 / np.maximum(p[:, 2:], 1e-3)
+        # Pixel motion per parameter, x and y rows (n, D): the projection's Jacobian times the samples'.
+        mx = camera.fx * inv_z * (jacobian[:, 0] - p[:, :1] * inv_z * jacobian[:, 2])
+        my = camera.fy * inv_z * (jacobian[:, 1] - p[:, 1:2] * inv_z * jacobian[:, 2])
         sigma, channel_weights = kernels
         # A sample keeps its colour and reads the image where it moves to: channel c's residual
         # moves by -g_c . m / sigma_c (g_c its image gradient, m the pixel motion). Summing the
-        # channels' weighted gradient products per sample first (a 2x2 tensor and a 2-vector
-        # each) leaves products of (n 2, D) matrices, half the size of the per-channel ones.
+        # channels' weighted gradient products per sample first (a symmetric 2x2 tensor and a
+        # 2-vector each) leaves products of (n, D) matrices, a quarter of the per-channel ones.
         w = channel_weights / (1 + self.residuals ** 2) ** 2 / sigma ** 2 * (s.image_weight / len(p))  # (n, 4)
         gw = self.gradients * w[..., None]  # (n, 4, 2); rho'(r) / 2r for rho = r^2 / (1 + r^2)
-        structure = gw.transpose(1, 2) @ self.gradients  # (n, 2, 2)
+        sxx, sxy = (gw[..., 0] * self.gradients[..., 0]).sum(1), (gw[..., 0] * self.gradients[..., 1]).sum(1)
+        syy = (gw[..., 1] * self.gradients[..., 1]).sum(1)
         pulled = -(gw * (self.residuals * sigma)[..., None]).sum(1)  # (n, 2)
-        flat = motion.reshape(-1, motion.shape[-1])  # (n 2, D)
-        H = (flat.T @ (structure @ motion).reshape(flat.shape)).cpu().numpy()
-        g = (flat.T @ pulled.reshape(-1)).cpu().numpy()
+        H = mx.T @ (sxx[:, None] * mx + sxy[:, None] * my) + my.T @ (sxy[:, None] * mx + syy[:, None] * my)
+        g = mx.T @ pulled[:, 0] + my.T @ pulled[:, 1]
         Jl, r = landmark_jacobian, self.landmark_residuals
         return H + self.weight * (Jl.T @ Jl), g + self.weight * (Jl.T @ r)
 
 
-def _gain_bias(colour: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+def _gain_bias(colour: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """colour (n, 3) after the per-channel gain and bias that best match it to observed (n, 3)
     (least squares, lightly held at gain 1, bias 0)."""
     n = len(colour)
@@ -410,8 +413,8 @@ def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 def _foreground_probability(image: torch.Tensor, alpha: torch.Tensor, valid: torch.Tensor, bins: int) -> torch.Tensor:
     """(S, S) probability that a pixel shows the hand, from RGB histograms of the crop inside
     (eroded) and outside (dilated) the silhouette `alpha`; 0.5 where either side is empty."""
-    inside = -F.max_pool2d(-(alpha > 0.5).float()[None, None], 5, 1, 2)[0, 0] * valid
-    outside = (1 - F.max_pool2d((alpha > 0.01).float()[None, None], 9, 1, 4)[0, 0]) * valid
+    inside = (1 - _dilate((alpha <= 0.5).float(), 5)) * valid
+    outside = (1 - _dilate((alpha > 0.01).float(), 9)) * valid
     if inside.sum() < 10 or outside.sum() < 10:
         return torch.full_like(alpha, 0.5)
     q = (image * bins).long().clamp(max=bins - 1)
@@ -421,3 +424,10 @@ def _foreground_probability(image: torch.Tensor, alpha: torch.Tensor, valid: tor
     bg = torch.bincount(index, weights=outside.reshape(-1), minlength=n) + 0.5
     pf, pb = fg / fg.sum(), bg / bg.sum()
     return (pf / (pf + pb))[index].reshape(alpha.shape)
+
+
+def _dilate(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """(S, S) mask dilated by a size x size square (odd size), as two 1D passes."""
+    r = size // 2
+    rows = F.max_pool2d(mask[None, None], (1, size), 1, (0, r))
+    return F.max_pool2d(rows, (size, 1), 1, (r, 0))[0, 0]
