@@ -97,7 +97,7 @@ def run(frames: int = 150) -> str | None:
     avatar = clip_avatar(seed=1)
     speed, accuracy, reference = [], [], None
     for name, options in configurations():
-        for refine, pipelined in ((False, False), (True, False), (True, True)):
+        for refine, pipelined in ((False, False), (False, True), (True, False), (True, True)):
             results, stages, fps = timed_run(avatar, clip, refine, pipelined, **options)
             way = ("with refinement" if refine else "landmark fit only") + (", pipelined" if pipelined else "")
             speed.append([name, way, *stages, fps])

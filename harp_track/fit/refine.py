@@ -304,11 +304,12 @@ class _ImageChannels:
         size = self.stack.shape[0]
         xy = np.clip(uv - 0.5, 0.0, size - 1.0)
         lo = np.minimum(xy.astype(np.int64), size - 2)
-        w = (xy - lo)[:, :, None]
-        x0, y0 = lo[:, 0], lo[:, 1]
-        top = self.stack[y0, x0] * (1 - w[:, 0]) + self.stack[y0, x0 + 1] * w[:, 0]
-        bottom = self.stack[y0 + 1, x0] * (1 - w[:, 0]) + self.stack[y0 + 1, x0 + 1] * w[:, 0]
-        out = top * (1 - w[:, 1]) + bottom * w[:, 1]
+        wx, wy = (xy - lo).T[:, :, None]
+        flat = self.stack.reshape(size * size, -1)
+        at = lo[:, 1] * size + lo[:, 0]
+        top = flat[at] + (flat[at + 1] - flat[at]) * wx
+        bottom = flat[at + size] + (flat[at + size + 1] - flat[at + size]) * wx
+        out = top + (bottom - top) * wy
         return out[:, :4], np.stack([out[:, 4:8], out[:, 8:]], -1)
 
 

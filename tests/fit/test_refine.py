@@ -11,7 +11,7 @@ import harp_track as ht
 from harp_track.avatar import Avatar
 from harp_track.fit import LandmarkFitter
 from harp_track.fit.crop import crop_square, hand_box
-from harp_track.fit.refine import AppearanceRefiner, RefineSettings, _image_channels
+from harp_track.fit.refine import AppearanceRefiner, RefineSettings, _image_channels, _ImageChannels
 from harp_track.hand.derive import personalized, subdivided
 from harp_track.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
 from harp_track.synthetic import tattoo_texture
@@ -152,6 +152,22 @@ def test_step_follows_the_gradient_of_the_cost(avatar, image_weight, min_cosine)
     cosine = numeric @ g / (np.linalg.norm(numeric) * np.linalg.norm(g))
     assert cosine > min_cosine
     assert abs(np.linalg.norm(2 * g) / np.linalg.norm(numeric) - 1) < (1e-4 if image_weight == 0 else 0.15)
+
+
+def test_image_lookup_matches_torch_grid_sample():
+    """The steps' bilinear lookup against torch's (border padding, pixel centres at half-integers),
+    at points inside, on and beyond the border."""
+    rng = np.random.default_rng(0)
+    size = 24
+    stack = rng.random((size, size, 12))
+    uv = rng.uniform(-3, size + 3, (300, 2))
+    uv[:4] = [[0, 0], [size, size], [0.5, size - 0.5], [size - 0.5, 0.5]]
+    values, gradients = _ImageChannels(stack).sample(uv)
+    grid = torch.from_numpy(2 * uv / size - 1)[None, None]
+    expected = torch.nn.functional.grid_sample(torch.from_numpy(stack).permute(2, 0, 1)[None], grid, mode="bilinear",
+                                               padding_mode="border", align_corners=False)[0, :, 0].T.numpy()
+    np.testing.assert_allclose(values, expected[:, :4], atol=1e-12)
+    np.testing.assert_allclose(gradients, np.stack([expected[:, 4:8], expected[:, 8:]], -1), atol=1e-12)
 
 
 def test_refuses_an_avatar_of_another_model(avatar):
