@@ -48,6 +48,7 @@ from ..avatar import Avatar
 from ..camera import Camera
 from ..render import ShadowSettings, select_backend
 from .crop import Crop, crop_square, hand_box
+from .image_term import evaluate_samples, image_normal_equations
 from .landmark_fit import HandFit, LandmarkFitter, LandmarkProblem, levenberg_marquardt
 
 
@@ -105,8 +106,8 @@ class Refinement:
 class _Samples:
     """Surface samples of one frame: the vertices they read (n_v,), each sample's three corners
     as indices into those (n, 3), barycentrics (n, 3) and rendered colour (n, 3). numpy: the
-    Gauss-Newton steps run on the CPU in float64 (a few hundred samples: per-op overhead, not
-    arithmetic, is their cost, and on CUDA every step would wait for a copy back)."""
+    Gauss-Newton steps run on the CPU in float64 (`image_term`'s kernels; a few hundred samples
+    are too little work for a GPU, where every step would also wait for a copy back)."""
 
     vertex_ids: np.ndarray
     corners: np.ndarray
@@ -122,7 +123,7 @@ class AppearanceRefiner:
 
     avatar: the avatar of this side (`Avatar.for_side`); fitter: the `LandmarkFitter` of the same
     model (`avatar.hand_model()`), whose residuals are the landmark term; device: where the render
-    and the image arithmetic run ("cpu" or "cuda"); the small solves run in float64 numpy.
+    and the crop's image arithmetic run ("cpu" or "cuda"); the Gauss-Newton steps run on the CPU.
     """
 
     def __init__(self, avatar: Avatar, fitter: LandmarkFitter, settings: RefineSettings | None = None,
@@ -180,7 +181,7 @@ class AppearanceRefiner:
                           (start_cost, current.cost))
 
     def _gauss_newton(self, x: np.ndarray, current: "_Evaluation", problem: LandmarkProblem, samples: _Samples,
-                      image: "_ImageChannels", camera: Camera, motion: "_SampleMotion",
+                      image: np.ndarray, camera: Camera, motion: "_SampleMotion",
                       anchor: np.ndarray | None) -> tuple[np.ndarray, "_Evaluation", int]:
         """Levenberg-Marquardt steps from x with the samples following the pose to first order:
         the parameters and evaluation reached, and the number of accepted steps. The landmark
@@ -266,7 +267,7 @@ class AppearanceRefiner:
         posed = self._posed(None, x[None], problem)
         return torch.as_tensor(posed, dtype=torch.float32, device=self.device)
 
-    def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: "_ImageChannels",
+    def _evaluate(self, x: np.ndarray, problem: LandmarkProblem, samples: _Samples, image: np.ndarray,
                   camera: Camera, weight: float, motion: "_SampleMotion",
                   anchor: np.ndarray | None = None) -> "_Evaluation":
         """Landmark, image and (given the previous wrist position `anchor`) motion terms at x."""
@@ -291,29 +292,10 @@ class _SampleMotion:
         return self.points + self.jacobian @ (x - self.x0)
 
 
-@dataclasses.dataclass
-class _ImageChannels:
+def _image_channels(crop: Crop, alpha: torch.Tensor, s: RefineSettings) -> np.ndarray:
     """The crop's colour (3), hand probability (1) and their x and y derivatives, as one
-    (S, S, 12) float64 stack that samples read with one bilinear lookup."""
-
-    stack: np.ndarray
-
-    def sample(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Values (n, 4) and gradients (n, 4, 2) at crop pixel positions uv (n, 2): bilinear,
-        pixel centres at half-integers, clamped at the border."""
-        size = self.stack.shape[0]
-        xy = np.clip(uv - 0.5, 0.0, size - 1.0)
-        lo = np.minimum(xy.astype(np.int64), size - 2)
-        wx, wy = (xy - lo).T[:, :, None]
-        flat = self.stack.reshape(size * size, -1)
-        at = lo[:, 1] * size + lo[:, 0]
-        top = flat[at] + (flat[at + 1] - flat[at]) * wx
-        bottom = flat[at + size] + (flat[at + size + 1] - flat[at + size]) * wx
-        out = top + (bottom - top) * wy
-        return out[:, :4], np.stack([out[:, 4:8], out[:, 8:]], -1)
-
-
-def _image_channels(crop: Crop, alpha: torch.Tensor, s: RefineSettings) -> _ImageChannels:
+    (S, S, 12) float64 stack that samples read with one bilinear lookup
+    (`image_term.sample_image`)."""
     hand = _foreground_probability(crop.image, alpha, crop.valid, s.histogram_bins)
     values = torch.cat([crop.image, hand[..., None]], -1).permute(2, 0, 1)[None]
     values = _gaussian_blur(values, s.blur)
@@ -321,7 +303,7 @@ def _image_channels(crop: Crop, alpha: torch.Tensor, s: RefineSettings) -> _Imag
     dx = (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2]) / 2
     dy = (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1]) / 2
     stack = torch.cat([values, dx, dy], 1)[0].permute(1, 2, 0)
-    return _ImageChannels(stack.cpu().numpy().astype(np.float64))
+    return np.ascontiguousarray(stack.cpu().numpy(), dtype=np.float64)
 
 
 @dataclasses.dataclass
@@ -343,17 +325,13 @@ class _Evaluation:
         return self.weight * float(self.landmark_residuals @ self.landmark_residuals) + self.image_cost + self.motion_cost
 
     @classmethod
-    def at(cls, points: np.ndarray, samples: _Samples, image: _ImageChannels, camera: Camera, s: RefineSettings,
+    def at(cls, points: np.ndarray, samples: _Samples, image: np.ndarray, camera: Camera, s: RefineSettings,
            kernels: tuple[np.ndarray, np.ndarray], landmark_residuals: np.ndarray, keypoints: np.ndarray,
            weight: float, motion_cost: float) -> "_Evaluation":
-        uv = points[:, :2] / np.maximum(points[:, 2:], 1e-3) * [camera.fx, camera.fy] + [camera.cx, camera.cy]
-        values, gradients = image.sample(uv)
-        predicted = _gain_bias(samples.colour, values[:, :3])
-        sigma, channel_weights = kernels
-        residuals = np.concatenate([predicted - values[:, :3], 1 - values[:, 3:]], 1) / sigma
-        rho = residuals ** 2 / (1 + residuals ** 2)
-        image_cost = s.image_weight / len(samples) * float((rho * channel_weights).sum())
-        agreement = float((np.abs(residuals[:, :3]).max(1) < 2).mean())
+        residuals, gradients = np.empty((len(points), 4)), np.empty((len(points), 4, 2))
+        rho, agreement = evaluate_samples(points, samples.colour, image, camera.fx, camera.fy, camera.cx,
+                                          camera.cy, *kernels, residuals, gradients)
+        image_cost = s.image_weight / len(samples) * rho
         return cls(keypoints, landmark_residuals, points, residuals, gradients, agreement, image_cost, motion_cost,
                    weight)
 
@@ -362,40 +340,10 @@ class _Evaluation:
         """Gauss-Newton H (D, D) and gradient g (D,) of the total cost, both halved (robust
         kernels by iteratively reweighted least squares). jacobian: (n, 3, D) of the samples;
         landmark_jacobian: (M, D) of the landmark residuals."""
-        p = self.points
-        inv_z = 1 / np.maximum(p[:, 2:], 1e-3)
-        # Pixel motion per parameter, x and y rows (n, D): the projection's Jacobian times the samples'.
-        mx = camera.fx * inv_z * (jacobian[:, 0] - p[:, :1] * inv_z * jacobian[:, 2])
-        my = camera.fy * inv_z * (jacobian[:, 1] - p[:, 1:2] * inv_z * jacobian[:, 2])
-        sigma, channel_weights = kernels
-        # A sample keeps its colour and reads the image where it moves to: channel c's residual
-        # moves by -g_c . m / sigma_c (g_c its image gradient, m the pixel motion). Summing the
-        # channels' weighted gradient products per sample first (a symmetric 2x2 tensor and a
-        # 2-vector each) leaves products of (n, D) matrices, a quarter of the per-channel ones.
-        w = channel_weights / (1 + self.residuals ** 2) ** 2 / sigma ** 2 * (s.image_weight / len(p))  # (n, 4)
-        gw = self.gradients * w[..., None]  # (n, 4, 2); rho'(r) / 2r for rho = r^2 / (1 + r^2)
-        sxx, sxy = (gw[..., 0] * self.gradients[..., 0]).sum(1), (gw[..., 0] * self.gradients[..., 1]).sum(1)
-        syy = (gw[..., 1] * self.gradients[..., 1]).sum(1)
-        pulled = -(gw * (self.residuals * sigma)[..., None]).sum(1)  # (n, 2)
-        H = mx.T @ (sxx[:, None] * mx + sxy[:, None] * my) + my.T @ (sxy[:, None] * mx + syy[:, None] * my)
-        g = mx.T @ pulled[:, 0] + my.T @ pulled[:, 1]
+        H, g = image_normal_equations(self.points, jacobian, self.residuals, self.gradients, camera.fx, camera.fy,
+                                      *kernels, s.image_weight / len(self.points))
         Jl, r = landmark_jacobian, self.landmark_residuals
         return H + self.weight * (Jl.T @ Jl), g + self.weight * (Jl.T @ r)
-
-
-def _gain_bias(colour: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """colour (n, 3) after the per-channel gain and bias that best match it to observed (n, 3)
-    (least squares, lightly held at gain 1, bias 0)."""
-    n = len(colour)
-    reg = 1e-2 * n
-    saa = (colour * colour).sum(0) + reg
-    sa, sb = colour.sum(0), float(n) + reg
-    say = (colour * observed).sum(0) + reg
-    sy = observed.sum(0)
-    det = saa * sb - sa * sa
-    gain = (say * sb - sa * sy) / det
-    bias = (saa * sy - sa * say) / det
-    return gain * colour + bias
 
 
 def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

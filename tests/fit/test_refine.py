@@ -11,7 +11,8 @@ import harp_track as ht
 from harp_track.avatar import Avatar
 from harp_track.fit import LandmarkFitter
 from harp_track.fit.crop import crop_square, hand_box
-from harp_track.fit.refine import AppearanceRefiner, RefineSettings, _image_channels, _ImageChannels
+from harp_track.fit.image_term import evaluate_samples, sample_image
+from harp_track.fit.refine import AppearanceRefiner, RefineSettings, _image_channels
 from harp_track.hand.derive import personalized, subdivided
 from harp_track.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
 from harp_track.synthetic import tattoo_texture
@@ -162,12 +163,43 @@ def test_image_lookup_matches_torch_grid_sample():
     stack = rng.random((size, size, 12))
     uv = rng.uniform(-3, size + 3, (300, 2))
     uv[:4] = [[0, 0], [size, size], [0.5, size - 0.5], [size - 0.5, 0.5]]
-    values, gradients = _ImageChannels(stack).sample(uv)
+    read = np.empty((len(uv), 12))
+    for i, (u, v) in enumerate(uv):
+        sample_image(stack, u, v, read[i])
     grid = torch.from_numpy(2 * uv / size - 1)[None, None]
     expected = torch.nn.functional.grid_sample(torch.from_numpy(stack).permute(2, 0, 1)[None], grid, mode="bilinear",
                                                padding_mode="border", align_corners=False)[0, :, 0].T.numpy()
-    np.testing.assert_allclose(values, expected[:, :4], atol=1e-12)
-    np.testing.assert_allclose(gradients, np.stack([expected[:, 4:8], expected[:, 8:]], -1), atol=1e-12)
+    np.testing.assert_allclose(read, expected, atol=1e-12)
+
+
+def test_sample_residuals_against_a_direct_computation():
+    """The image term's residuals, cost and agreement against the model written out with torch's
+    lookup and a 2x2 solve per channel for the exposure gain and bias (held at 1 and 0 with
+    weight 1e-2 n)."""
+    rng = np.random.default_rng(1)
+    size, n, fx, fy, cx, cy = 32, 200, 40.0, 42.0, 15.0, 17.0
+    stack = rng.random((size, size, 12))
+    points = np.column_stack([rng.uniform(-0.1, 0.1, (n, 2)), rng.uniform(0.3, 0.5, n)])
+    colour = rng.random((n, 3))
+    sigma, weights = np.array([0.1, 0.1, 0.1, 0.5]), np.array([1.0, 1.0, 1.0, 2.0])
+    residuals, gradients = np.empty((n, 4)), np.empty((n, 4, 2))
+    rho, agreement = evaluate_samples(points, colour, stack, fx, fy, cx, cy, sigma, weights, residuals, gradients)
+
+    uv = points[:, :2] / points[:, 2:] * [fx, fy] + [cx, cy]
+    grid = torch.from_numpy(2 * uv / size - 1)[None, None]
+    read = torch.nn.functional.grid_sample(torch.from_numpy(stack).permute(2, 0, 1)[None], grid, mode="bilinear",
+                                           padding_mode="border", align_corners=False)[0, :, 0].T.numpy()
+    reg = 1e-2 * n
+    predicted = np.empty((n, 3))
+    for c in range(3):
+        a, y = colour[:, c], read[:, c]
+        gain, bias = np.linalg.solve([[a @ a + reg, a.sum()], [a.sum(), n + reg]], [a @ y + reg, y.sum()])
+        predicted[:, c] = gain * a + bias
+    expected = np.column_stack([predicted - read[:, :3], 1 - read[:, 3]]) / sigma
+    np.testing.assert_allclose(residuals, expected, atol=1e-9)
+    np.testing.assert_allclose(gradients, np.stack([read[:, 4:8], read[:, 8:]], -1), atol=1e-12)
+    assert rho == pytest.approx(float((weights * expected ** 2 / (1 + expected ** 2)).sum()), rel=1e-9)
+    assert agreement == pytest.approx(float((np.abs(expected[:, :3]).max(1) < 2).mean()))
 
 
 def test_refuses_an_avatar_of_another_model(avatar):
