@@ -169,8 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="where the refinement runs (default auto: CUDA when present; on small crops a fast "
-                             "CPU can beat it, see README)")
+                        help="where the refinement renders (default auto: the CPU, whose torch renderer beats "
+                             "CUDA's at the refinement's small crop; cuda: the GPU, see README)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,10 +59,13 @@ class Tracker:
     frame (`fit.refine`); False tracks from the landmarks alone. Without an avatar there is
     nothing to render and no refinement. refine_settings: its `RefineSettings`.
     device: "auto", "cpu" or "cuda": where the refinement's render and image arithmetic run
-    ("auto": CUDA when torch sees it). On CUDA the ONNX landmark model runs there too when
-    onnxruntime offers its CUDA provider (`pip install onnxruntime-gpu`), else on the CPU, which
-    costs speed, not results. The landmark fit's small solves and the output mesh stay on the CPU,
-    where they are cheaper than a kernel launch.
+    (`refinement_device`: "auto" takes CUDA when torch sees it and the refinement renders with
+    nvdiffrast; the torch renderer is slower on CUDA than on the CPU at the refinement's small
+    crop). On CUDA ("cuda", or "auto" where torch sees it) the ONNX landmark model runs there too
+    when onnxruntime offers its CUDA provider (`pip install onnxruntime-gpu`), else on the CPU,
+    which costs speed, not results. The landmark fit's small solves, the refinement's
+    Gauss-Newton steps and the output mesh stay on the CPU, where they are cheaper than kernel
+    launches.
     torch_threads: the per-frame tensors and matrices are tiny, so thread hand-offs cost more than
     they save, and they fight MediaPipe's own threads (measured here: the fit took 219 ms a frame
     with 2 torch threads, 35 ms with 1; with OpenBLAS's two threads and the landmarks in a second
@@ -94,13 +97,14 @@ class Tracker:
         self.avatar = avatar
         self.hand_size_known = avatar is not None or hand_shape is not None
         self._fitters = {side: LandmarkFitter(model, hand_shape) for side, model in self.models.items()}
-        self.device = resolve_device(device)
+        self.device = refinement_device(device, (refine_settings or RefineSettings()).render_backend)
         # The avatar of each reported side is the one of the model fitted to it (see above).
         self._refiners = {side: AppearanceRefiner(avatar.for_side(model.side), self._fitters[side], refine_settings,
                                                   self.device)
                           for side, model in self.models.items()} if avatar is not None and refine else {}
-        landmark_device = "cuda" if self.device.type == "cuda" and onnx_offers_cuda() else "cpu"
-        if self.device.type == "cuda" and landmark_device == "cpu" and landmarks == "onnx":
+        cuda = resolve_device(device).type == "cuda"
+        landmark_device = "cuda" if cuda and onnx_offers_cuda() else "cpu"
+        if cuda and landmark_device == "cpu" and landmarks == "onnx":
             log.warning("tracker: onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
                         "the landmark model runs on the CPU")
         self._detector_options = dict(backend=landmarks, max_hands=max_hands, mirrored=mirrored, device=landmark_device)
@@ -308,3 +312,15 @@ def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
     inter = float(np.prod(np.clip(hi - lo, 0, None)))
     smaller = min(float(np.prod(np.ptp(a, 0))), float(np.prod(np.ptp(b, 0))))
     return inter / smaller if smaller > 0 else 0.0
+
+
+def refinement_device(device: str, render_backend: str) -> torch.device:
+    """Where the appearance refinement renders and reads its crop, for the tracker's `device`
+    ("auto" | "cpu" | "cuda") and the refinement's render backend: "auto" takes CUDA only with
+    nvdiffrast. Measured on an H200 machine (docs/benchmarks.md, "GPU path"): the refinement took
+    12 ms a frame with nvdiffrast on CUDA, 13-16 ms on that machine's CPU and 33 ms with the torch
+    renderer on CUDA, whose many small kernels cost more in launches than a 96-pixel crop saves."""
+    resolved = resolve_device(device)
+    if device == "auto" and render_backend != "nvdiffrast":
+        return torch.device("cpu")
+    return resolved

@@ -9,7 +9,7 @@ import torch
 from harp_track.camera import Camera
 from harp_track.fit.filtering import PoseFilterSettings
 from harp_track.synthetic import clip_avatar as synthetic_clip_avatar, make_clip
-from harp_track.tracker import Tracker
+from harp_track.tracker import Tracker, refinement_device
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -156,6 +156,19 @@ def test_cuda_device_without_cuda_is_refused(clip_avatar):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ValueError, match="no CUDA device"):
         Tracker(avatar=clip_avatar, device="cuda")
+
+
+@pytest.mark.parametrize("cuda_seen", [False, True])
+def test_auto_device_puts_the_refinement_on_cuda_only_with_nvdiffrast(monkeypatch, cuda_seen):
+    """"auto" renders on CUDA only with nvdiffrast (the torch renderer is slower there than on the
+    CPU at the refinement's crop); an explicit device is honoured."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_seen)
+    gpu = torch.device("cuda" if cuda_seen else "cpu")
+    assert refinement_device("auto", "torch") == torch.device("cpu")
+    assert refinement_device("auto", "nvdiffrast") == gpu
+    assert refinement_device("cpu", "nvdiffrast") == torch.device("cpu")
+    if cuda_seen:
+        assert refinement_device("cuda", "torch") == gpu
 
 
 @pytest.mark.gpu
