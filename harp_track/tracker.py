@@ -266,9 +266,7 @@ class Tracker:
                 agreement: float | None) -> TrackedHand:
         model = self.models[side]
         inputs = self._fitters[side].model_inputs(fit)
-        with torch.no_grad():
-            out = model(**{k: v for k, v in inputs.items() if v is not None})
-        joints = out.keypoints[0]
+        joints, vertices = self._fitters[side].posed(fit)
         extent = float(np.linalg.norm(det.image_xy.max(0) - det.image_xy.min(0))) or 1.0
         # The landmark score, lowered when the model cannot reproduce the landmarks, and when the
         # frame does not show the avatar where the pose puts it (occlusion, blur, a wrong pose).
@@ -279,9 +277,9 @@ class Tracker:
         shape = inputs["shape"][0] if inputs["shape"] is not None else torch.zeros(model.num_shape)
         return TrackedHand(
             handedness=side,
-            joints=joints.numpy().astype(np.float32),
-            keypoints_2d=camera.project(joints).numpy().astype(np.float32),
-            vertices=out.vertices[0].numpy().astype(np.float32),
+            joints=joints.astype(np.float32),
+            keypoints_2d=camera.project(torch.from_numpy(joints)).numpy().astype(np.float32),
+            vertices=vertices.astype(np.float32),
             confidence=confidence,
             global_orient=inputs["global_orient"][0].numpy().astype(np.float32),
             pose=inputs["pose"][0].numpy().astype(np.float32),

@@ -101,6 +101,15 @@ class LandmarkFitter:
         return self._keypoints(np.zeros((1, 3)), fit.rotation.double().numpy(), fit.transl.double().numpy()[None],
                                fit.angles.double().numpy()[None])[0]
 
+    def posed(self, fit: HandFit) -> tuple[np.ndarray, np.ndarray]:
+        """(21, 3) keypoints and (V, 3) vertices of a (possibly filtered) fit, metres, camera
+        space, float64, with its angles held within their limits as `model_inputs` holds them:
+        what `model(**model_inputs(fit))` gives, by the numba kinematics (a torch model call
+        costs more in per-op overhead than the arithmetic)."""
+        args = (np.zeros((1, 3)), fit.rotation.double().numpy(), fit.transl.double().numpy()[None],
+                np.clip(fit.angles.double().numpy(), self._lower, self._upper)[None])
+        return self._keypoints(*args)[0], self._kinematics.vertices(None, *args)[0]
+
     def _keypoints(self, rotvec, rotation0, transl, angles) -> np.ndarray:
         return self._kinematics(rotvec, rotation0, transl, angles)
 

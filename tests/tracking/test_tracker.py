@@ -46,6 +46,24 @@ def test_tracks_a_synthetic_clip_in_metres(clip, tracker):
     assert len({h.track_id for h in result.hands}) == 1
 
 
+def test_reported_pose_parameters_reproduce_the_reported_mesh(clip, tracker):
+    """The joints and vertices (from the numba kinematics) are what the hand model gives for the
+    reported global_orient, pose, shape and transl, for both hands' models."""
+    tracker.reset()
+    hands = [h for f, t in zip(clip.frames[:3], clip.timestamps[:3]) for h in tracker.process(f, clip.camera, t).hands]
+    tracker.reset()
+    mirrored = np.ascontiguousarray(clip.frames[0][:, ::-1])
+    hands += tracker.process(mirrored, clip.camera, clip.timestamps[0]).hands  # the left hand's model
+    assert {h.handedness for h in hands} == {"right", "left"}
+    for hand in hands:
+        model = tracker.models[hand.handedness]
+        args = {k: torch.from_numpy(getattr(hand, k))[None] for k in ("global_orient", "pose", "shape", "transl")}
+        with torch.no_grad():
+            out = model(**args)
+        np.testing.assert_allclose(hand.joints, out.keypoints[0].numpy(), atol=2e-6)
+        np.testing.assert_allclose(hand.vertices, out.vertices[0].numpy(), atol=2e-6)
+
+
 def test_filtered_output_trails_the_fit_by_at_most_the_lag_bound(clip):
     """Every third frame (fast motion between samples): filtered keypoints stay within about
     `max_lag` of the hand's image size of the unfiltered ones, while still differing from them."""
