@@ -136,6 +136,14 @@ def test_user_masks_are_cropped_with_the_frame(clip, views_masked):
         assert iou(views_masked.masks[i].numpy() > 0.5, truth) > 0.95
 
 
+def test_grabcut_masks_repeat(clip, model, views_grabcut):
+    """Builds are seeded and repeatable: GrabCut's colour models start from OpenCV's process-wide
+    RNG, which other calls (here: drawing from it in between) must not change."""
+    cv2.randu(np.zeros(100, np.float32), 0.0, 1.0)
+    again = crop_views(coarse_from(clip, False), model, CROP)
+    assert torch.equal(again.masks, views_grabcut.masks)
+
+
 def test_grabcut_masks_follow_the_hand(clip, views_grabcut, views_masked):
     ious = [iou(views_grabcut.masks[i].numpy() > 0.5, warp_to_crop(clip.masks[i], *expected_box(clip, i)) > 0.5)
             for i in range(N)]
