@@ -98,17 +98,22 @@ class LandmarkFitter:
 
     def keypoints(self, fit: HandFit) -> np.ndarray:
         """(21, 3) camera-space keypoints of a (possibly filtered) fit, metres."""
-        return self._keypoints(np.zeros((1, 3)), fit.rotation.double().numpy(), fit.transl.double().numpy()[None],
-                               fit.angles.double().numpy()[None])[0]
+        return self._keypoints(*self._kinematics_args(fit, clamp=False))[0]
 
     def posed(self, fit: HandFit) -> tuple[np.ndarray, np.ndarray]:
         """(21, 3) keypoints and (V, 3) vertices of a (possibly filtered) fit, metres, camera
         space, float64, with its angles held within their limits as `model_inputs` holds them:
         what `model(**model_inputs(fit))` gives, by the numba kinematics (a torch model call
         costs more in per-op overhead than the arithmetic)."""
-        args = (np.zeros((1, 3)), fit.rotation.double().numpy(), fit.transl.double().numpy()[None],
-                np.clip(fit.angles.double().numpy(), self._lower, self._upper)[None])
+        args = self._kinematics_args(fit, clamp=True)
         return self._keypoints(*args)[0], self._kinematics.vertices(None, *args)[0]
+
+    def _kinematics_args(self, fit: HandFit, clamp: bool) -> tuple[np.ndarray, ...]:
+        """A fit as the kinematics' (rotvec, rotation0, transl, angles) batch of one."""
+        angles = fit.angles.double().numpy()
+        if clamp:
+            angles = np.clip(angles, self._lower, self._upper)
+        return np.zeros((1, 3)), fit.rotation.double().numpy(), fit.transl.double().numpy()[None], angles[None]
 
     def _keypoints(self, rotvec, rotation0, transl, angles) -> np.ndarray:
         return self._kinematics(rotvec, rotation0, transl, angles)
