@@ -25,7 +25,7 @@ from .fit import HandFit, LandmarkFitter
 from .fit.filtering import HandPoseFilter, PoseFilterSettings
 from .fit.refine import AppearanceRefiner, RefineSettings
 from .hand import HandModel, load_hand_model
-from .landmarks import HandLandmarks, create_detector, onnx_offers_cuda
+from .landmarks import BACKENDS, HandLandmarks, create_detector, onnx_offers_cuda
 from .landmarks.worker import DetectorProcess
 from .result import TrackedHand, TrackingResult
 
@@ -51,8 +51,11 @@ class Tracker:
     not used. hand_model: a right-hand `HandModel` (default: the open model); left hands use its
     mirror. hand_shape: (1, K) shape coefficients of the user's hand; None uses the model's mean
     hand, so metric depth is then only as right as the mean size is for this user (results say
-    `hand_size_assumed`). landmarks: "mediapipe", "onnx" or "auto" (the ONNX model where it runs
-    on CUDA, MediaPipe otherwise).
+    `hand_size_assumed`). landmarks: "auto" (default): MediaPipe's landmark model on ONNX Runtime,
+    each hand's crop also run mirrored and the two averaged (`OnnxDetector(flip_average=True)`:
+    measured on real video, 13% less landmark jitter and slightly lower 2D error, for a second
+    inference of about 10 ms on a CPU core); "onnx": that model once a crop, a faithful port of
+    MediaPipe's graph; "mediapipe": MediaPipe's own solution.
     mirrored: True for selfie views (handedness is then reported as the user sees it).
     smoothing: temporal filter settings, or None to switch filtering off.
     refine: with an avatar, correct each landmark fit so the rendered avatar lines up with the
@@ -104,10 +107,13 @@ class Tracker:
                           for side, model in self.models.items()} if avatar is not None and refine else {}
         cuda = resolve_device(device).type == "cuda"
         landmark_device = "cuda" if cuda and onnx_offers_cuda() else "cpu"
-        if cuda and landmark_device == "cpu" and landmarks == "onnx":
+        if cuda and landmark_device == "cpu" and landmarks != "mediapipe":
             log.warning("tracker: onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
                         "the landmark model runs on the CPU")
-        self._detector_options = dict(backend=landmarks, max_hands=max_hands, mirrored=mirrored, device=landmark_device)
+        if landmarks not in BACKENDS:
+            raise ValueError(f"landmarks must be one of {BACKENDS}, got {landmarks!r}")
+        self._detector_options = dict(backend="onnx" if landmarks == "auto" else landmarks, max_hands=max_hands,
+                                      mirrored=mirrored, device=landmark_device, flip_average=landmarks == "auto")
         self._detector = create_detector(**self._detector_options)
         self._smoothing = smoothing
         self._tracks: dict[str, _Track] = {}

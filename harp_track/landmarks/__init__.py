@@ -25,9 +25,11 @@ def onnx_offers_cuda() -> bool:
 
 
 def create_detector(backend: str = "auto", max_hands: int = 2, mirrored: bool = False,
-                    device: str = "auto") -> LandmarkDetector:
+                    device: str = "auto", flip_average: bool = False) -> LandmarkDetector:
     """A landmark detector. backend "mediapipe" (CPU), "onnx" (ONNX Runtime on `device`: "auto" |
-    "cpu" | "cuda") or "auto": ONNX with CUDA when onnxruntime offers it, otherwise MediaPipe."""
+    "cpu" | "cuda") or "auto": ONNX with CUDA when onnxruntime offers it, otherwise MediaPipe.
+    flip_average: the ONNX backend also runs each crop mirrored and averages (steadier, a little
+    more accurate, twice the inference; `OnnxDetector`); MediaPipe's own graph cannot."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
@@ -35,7 +37,9 @@ def create_detector(backend: str = "auto", max_hands: int = 2, mirrored: bool = 
     if backend == "onnx":
         from .onnx_backend import OnnxDetector
 
-        return OnnxDetector(max_hands=max_hands, mirrored=mirrored, device=device)
+        return OnnxDetector(max_hands=max_hands, mirrored=mirrored, device=device, flip_average=flip_average)
+    if flip_average:
+        raise ValueError("flip_average needs the onnx backend (MediaPipe's own graph runs each crop once)")
     if device not in ("auto", "cpu"):
         raise ValueError(f"the mediapipe backend runs on the CPU only, got device={device!r}")
     from .mediapipe_backend import MediaPipeDetector

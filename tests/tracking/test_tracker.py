@@ -169,6 +169,22 @@ def test_pipelined_stream_gives_the_same_results_as_process(clip, clip_avatar):
         np.testing.assert_allclose(a.hands[0].joints, b.hands[0].joints, atol=1e-6)
 
 
+def test_landmark_backends_by_name():
+    """The default averages each crop with its mirror image (steadier landmarks); the others are
+    MediaPipe's graph, ported or its own."""
+    from harp_track.landmarks.mediapipe_backend import MediaPipeDetector
+    from harp_track.landmarks.onnx_backend import OnnxDetector
+
+    with Tracker(max_hands=1) as tracker:
+        assert isinstance(tracker._detector, OnnxDetector) and tracker._detector.flip_average
+    with Tracker(max_hands=1, landmarks="onnx") as tracker:
+        assert isinstance(tracker._detector, OnnxDetector) and not tracker._detector.flip_average
+    with Tracker(max_hands=1, landmarks="mediapipe") as tracker:
+        assert isinstance(tracker._detector, MediaPipeDetector)
+    with pytest.raises(ValueError, match="landmarks"):
+        Tracker(landmarks="tflite")
+
+
 def test_cuda_device_without_cuda_is_refused(clip_avatar):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
