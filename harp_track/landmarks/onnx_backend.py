@@ -24,6 +24,10 @@ INPUT_SIZE = 224
 Z_SCALE = 1 / 0.4
 MIN_PRESENCE = 0.5  # MediaPipe's min_tracking_confidence
 MIN_PALM_SCORE = 0.5  # MediaPipe's min_detection_confidence
+# How far (mean crop pixels) the mirrored pass of `flip_average` may differ from the crop's own
+# and still count in full: about three times the typical difference (1.7 px on real video and on
+# synthetic renders alike; 99% of a real video's frames are within 5.1); at twice this it is left out.
+MAX_FLIP_GAP = 5.0
 # A palm whose crop overlaps a tracked hand's this much is that hand (AssociationNormRectCalculator).
 SAME_HAND_IOU = 0.5
 
@@ -51,8 +55,10 @@ class OnnxDetector:
     flip_average: run the landmark model on each hand's crop and on its mirror image (the model
     takes either hand) and average the two, at the cost of a second inference. Measured on real
     video (mediapipe_samples' hand clip, 25 fps): 13% less frame-to-frame jitter of the 2D
-    landmarks (second difference 1.09 -> 0.94 px/frame^2); on hgc_realworld's annotated frames,
-    2D error 6.45 -> 6.33 px. Off, the detector is a faithful port of MediaPipe's graph.
+    landmarks (second difference 1.09 -> 0.97 px/frame^2); on hgc_realworld's annotated frames,
+    2D error 6.45 -> 6.37 px. Presence and handedness are the unmirrored crop's, and a mirrored
+    pass that disagrees is left out (`MAX_FLIP_GAP`), so the hands found are the port's. Off, the
+    detector is a faithful port of MediaPipe's graph.
     """
 
     def __init__(self, max_hands: int = 2, mirrored: bool = False, device: str = "auto",
@@ -119,6 +125,10 @@ class OnnxDetector:
                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                               borderMode=cv2.BORDER_REPLICATE)
         crop_xyz, score, p_left, world = self._run(crop)
+        # Presence and handedness stay the crop's own: on mirror images the model is less sure of
+        # both (it called a mirrored right hand "Left" too on some frames of a turning hand).
+        if score < MIN_PRESENCE:
+            return None
         if self.flip_average:
             # The model's errors on a crop and on its mirror image are partly independent, so their
             # mean is steadier and closer to the truth (see the class docstring).
@@ -127,12 +137,14 @@ class OnnxDetector:
             # (measured: with 224 - x the two passes differ by 1.2 crop pixels on average, with 223 - x by 0.2).
             f_xyz[:, 0] = INPUT_SIZE - 1 - f_xyz[:, 0]
             f_world[:, 0] = -f_world[:, 0]
-            crop_xyz, world = 0.5 * (crop_xyz + f_xyz), 0.5 * (world + f_world)
-            # Handedness from the crop as it is: on the mirror image the model's label is much less
-            # sure (it called a mirrored right hand "Left" too on some frames of a turning hand).
-            score = 0.5 * (score + f_score)
-        if score < MIN_PRESENCE:
-            return None
+            # Only a mirrored pass that sees a hand and roughly agrees helps: averaged in regardless,
+            # one that had lost the hand steered the next crop off it (a synthetic clip's track was
+            # lost 18 frames early). Its weight falls from 1 to 0 as the gap grows from one to two
+            # MAX_FLIP_GAP, so the landmarks do not jump where it drops out.
+            gap = float(np.linalg.norm(crop_xyz[:, :2] - f_xyz[:, :2], axis=1).mean())
+            weight = float(np.clip(2.0 - gap / MAX_FLIP_GAP, 0.0, 1.0)) if f_score >= MIN_PRESENCE else 0.0
+            crop_xyz = (crop_xyz + weight * f_xyz) / (1.0 + weight)
+            world = (world + weight * f_world) / (1.0 + weight)
         image_xy = crop_xyz[:, :2] @ to_image[:, :2].T + to_image[:, 2]
         pixels_per_crop_pixel = roi.size / INPUT_SIZE
         c, s = math.cos(roi.rotation), math.sin(roi.rotation)
