@@ -53,8 +53,8 @@ class Tracker:
     hand, so metric depth is then only as right as the mean size is for this user (results say
     `hand_size_assumed`). landmarks: "auto" (default): MediaPipe's landmark model on ONNX Runtime,
     each hand's crop also run mirrored and the two averaged (`OnnxDetector(flip_average=True)`:
-    measured on real video, 13% less landmark jitter and slightly lower 2D error, for a second
-    inference of about 10 ms on a CPU core); "onnx": that model once a crop, a faithful port of
+    measured on real video, 11% less landmark jitter and slightly lower 2D error, for a second
+    inference of about 8 ms on a 2-core CPU); "onnx": that model once a crop, a faithful port of
     MediaPipe's graph; "mediapipe": MediaPipe's own solution.
     mirrored: True for selfie views (handedness is then reported as the user sees it).
     smoothing: temporal filter settings, or None to switch filtering off.

@@ -54,11 +54,11 @@ class OnnxDetector:
 
     flip_average: run the landmark model on each hand's crop and on its mirror image (the model
     takes either hand) and average the two, at the cost of a second inference. Measured on real
-    video (mediapipe_samples' hand clip, 25 fps): 13% less frame-to-frame jitter of the 2D
+    video (mediapipe_samples' hand clip, 25 fps): 11% less frame-to-frame jitter of the 2D
     landmarks (second difference 1.09 -> 0.97 px/frame^2); on hgc_realworld's annotated frames,
     2D error 6.45 -> 6.37 px. Presence and handedness are the unmirrored crop's, and a mirrored
-    pass that disagrees is left out (`MAX_FLIP_GAP`), so the hands found are the port's. Off, the
-    detector is a faithful port of MediaPipe's graph.
+    pass that disagrees is left out (`MAX_FLIP_GAP`), so it finds a hand wherever the port does.
+    Off, the detector is a faithful port of MediaPipe's graph.
     """
 
     def __init__(self, max_hands: int = 2, mirrored: bool = False, device: str = "auto",

@@ -31,7 +31,7 @@ def test_flip_average_is_steadier_and_still_mediapipes_landmarks(tracked):
     assert all(len(hands) == 1 for hands in tracked[True])
     single, averaged = ([hands[0] for hands in tracked[flip]] for flip in (False, True))
     jitter = [second_difference([h.image_xy for h in hands]) for hands in (single, averaged)]
-    assert jitter[1] < 0.95 * jitter[0]  # measured: 9% less on these frames
+    assert jitter[1] < 0.95 * jitter[0]  # measured: 10% less on these frames
     # Half the two passes' disagreement (measured 2.1 px at a 256-px crop); a broken mirror is far off.
     assert np.mean([error_at_256px_crop(a.image_xy, s.image_xy) for a, s in zip(averaged, single)]) < 3.0
     assert all(a.handedness == s.handedness for a, s in zip(averaged, single))
