@@ -183,6 +183,7 @@ def jitter_and_speed_rows(max_frames: int | None = None) -> tuple[list[list], li
         detector.close()
         jitter.append([name, second_difference(raw2d), 1000 * second_difference(raw3d), "—"])
 
+    speeds = {}
     for name, landmarks in (("ours", "auto"), ("ours, MediaPipe's own landmarks", "mediapipe")):
         timings, ours2d, ours3d, ours_cam = [], [], [], []
         with Tracker(max_hands=1, landmarks=landmarks) as tracker:
@@ -197,9 +198,8 @@ def jitter_and_speed_rows(max_frames: int | None = None) -> tuple[list[list], li
             elapsed = time.perf_counter() - start
         jitter.append([name, second_difference(ours2d), 1000 * second_difference(ours3d),
                        1000 * second_difference(ours_cam)])
-        if landmarks == "auto":  # the speed of the default
-            default_timings, default_elapsed = timings, elapsed
-    timings, elapsed = default_timings, default_elapsed
+        speeds[landmarks] = timings, elapsed
+    timings, elapsed = speeds["auto"]  # the speed of the default
     stages = sorted({k for t in timings for k in t})
     speed = [[f"{stage} ms", float(np.median([t[stage] for t in timings]))] for stage in stages]
     speed.append(["end to end FPS", len(frames) / elapsed])

@@ -81,6 +81,8 @@ class Tracker:
                  smoothing: PoseFilterSettings | None = PoseFilterSettings(), refine: bool = True,
                  refine_settings: RefineSettings | None = None, device: str = "auto",
                  torch_threads: int | None = 1):
+        if landmarks not in BACKENDS:
+            raise ValueError(f"landmarks must be one of {BACKENDS}, got {landmarks!r}")
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
             threadpoolctl.threadpool_limits(limits=torch_threads, user_api="blas")
@@ -110,8 +112,6 @@ class Tracker:
         if cuda and landmark_device == "cpu" and landmarks != "mediapipe":
             log.warning("tracker: onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
                         "the landmark model runs on the CPU")
-        if landmarks not in BACKENDS:
-            raise ValueError(f"landmarks must be one of {BACKENDS}, got {landmarks!r}")
         self._detector_options = dict(backend="onnx" if landmarks == "auto" else landmarks, max_hands=max_hands,
                                       mirrored=mirrored, device=landmark_device, flip_average=landmarks == "auto")
         self._detector = create_detector(**self._detector_options)
