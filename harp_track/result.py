@@ -15,9 +15,11 @@ class TrackedHand:
     """One hand in one frame. Positions in metres in OpenCV camera space; MediaPipe keypoint order.
 
     handedness: "left" | "right" for the unmirrored image. joints (21, 3) float32; keypoints_2d
-    (21, 2) float32 pixels; vertices (V, 3) float32; confidence in [0, 1]. The hand model's
-    parameters: global_orient (3,) axis-angle, pose (P, 3) local axis-angle, shape (K,),
-    transl (3,) metres. track_id stays the same while a hand is tracked continuously.
+    (21, 2) float32 pixels, the joints' projection; vertices (V, 3) float32; confidence in [0, 1].
+    The hand model's parameters: global_orient (3,) axis-angle, pose (P, 3) local axis-angle,
+    shape (K,), transl (3,) metres; `vertices` are the model's at them, while `joints` also take on
+    the smoothed part of the landmarks that the model cannot express (`fit.landmark_detail`; a
+    few pixels, moved within the image plane). track_id stays the same while a hand is tracked continuously.
     appearance_agreement: 0..1, the share of the avatar's visible surface whose colour the frame
     confirmed after the appearance refinement (None when the hand was not refined); it is part of
     `confidence`.

@@ -23,6 +23,7 @@ from .camera import Camera
 from .device import resolve_device
 from .fit import HandFit, LandmarkFitter
 from .fit.filtering import HandPoseFilter, PoseFilterSettings
+from .fit.landmark_detail import LandmarkDetail, shift_in_image
 from .fit.refine import AppearanceRefiner, RefineSettings
 from .hand import HandModel, load_hand_model
 from .landmarks import BACKENDS, HandLandmarks, create_detector, onnx_offers_cuda
@@ -39,6 +40,7 @@ class _Track:
     track_id: int
     fit: HandFit  # the raw fit, which warm-starts the next frame (the filtered one would lag)
     filter: HandPoseFilter
+    detail: LandmarkDetail | None
     last_frame: int
     landmarks: np.ndarray  # (21, 2) pixels, last frame's, to follow the hand when its label flips
 
@@ -197,6 +199,7 @@ class Tracker:
                 track = None  # lost for a while: start afresh rather than from a stale pose
             previous = track.fit if track else None
             fit = self._fitters[side].fit(det.image_xy, det.world_xyz, camera, previous=previous)
+            fitted_2d = camera.project(fit.keypoints).numpy()  # of the landmark fit, before refinement
             fit_ms += 1000 * (time.perf_counter() - start)
             agreement = None
             if side in self._refiners:
@@ -209,15 +212,17 @@ class Tracker:
                 refine_ms += 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
             if track is None:
-                track = _Track(self._next_track_id, fit, HandPoseFilter(self._smoothing), self._frame_index,
-                               det.image_xy)
+                detail_time = self._smoothing and self._smoothing.detail_time_constant
+                track = _Track(self._next_track_id, fit, HandPoseFilter(self._smoothing),
+                               LandmarkDetail(detail_time) if detail_time else None, self._frame_index, det.image_xy)
                 self._next_track_id += 1
             track.fit, track.last_frame, track.landmarks = fit, self._frame_index, det.image_xy
             self._tracks[side] = track
             smoothed = self._smooth(track, side, fit, camera, t) if self._smoothing is not None else fit
+            detail = track.detail(det.image_xy, fitted_2d, t) if track.detail else None
             filter_ms += 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
-            hands.append(self._output(side, det, smoothed, camera, track.track_id, agreement))
+            hands.append(self._output(side, det, smoothed, detail, camera, track.track_id, agreement))
             mesh_ms += 1000 * (time.perf_counter() - start)
         timings.update(fit=fit_ms, refine=refine_ms, filter=filter_ms, mesh=mesh_ms)
         for side in set(self._tracks) - seen:
@@ -268,11 +273,14 @@ class Tracker:
         moved = float(np.linalg.norm(det.image_xy - track.landmarks, axis=1).mean())
         return other if moved < 0.5 * extent else det.handedness
 
-    def _output(self, side: str, det: HandLandmarks, fit: HandFit, camera: Camera, track_id: int,
-                agreement: float | None) -> TrackedHand:
+    def _output(self, side: str, det: HandLandmarks, fit: HandFit, detail: np.ndarray | None, camera: Camera,
+                track_id: int, agreement: float | None) -> TrackedHand:
+        """detail: (21, 2) pixels, the smoothed landmark offsets the joints take on (`LandmarkDetail`)."""
         model = self.models[side]
         inputs = self._fitters[side].model_inputs(fit)
         joints, vertices = self._fitters[side].posed(fit)
+        if detail is not None:
+            joints = shift_in_image(joints, detail, camera)
         extent = float(np.linalg.norm(det.image_xy.max(0) - det.image_xy.min(0))) or 1.0
         # The landmark score, lowered when the model cannot reproduce the landmarks, and when the
         # frame does not show the avatar where the pose puts it (occlusion, blur, a wrong pose).

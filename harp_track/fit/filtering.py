@@ -6,7 +6,9 @@ smooth and unconstrained: translation (metres), the wrist rotation as its first 
 columns (re-orthonormalised after filtering), and the anatomical joint angles (radians). Two
 additions: each update starts from the last estimate moved on by part of its filtered velocity
 (less lag in steady motion), and the tracker caps how far a filtered pose may trail the frame's
-own fit (`PoseFilterSettings.max_lag`, `HandPoseFilter.pull_towards`).
+own fit (`PoseFilterSettings.max_lag`, `HandPoseFilter.pull_towards`). The landmarks' detail
+that the model cannot express is smoothed separately and added back to the output joints
+(`landmark_detail.py`, `PoseFilterSettings.detail_time_constant`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ class PoseFilterSettings:
     past 4%): the lag bound gives the smoothing room to be stronger, and together they cut the
     2D jitter on those clips by a further 4% at the same 2D error (within 0.05 px); on the real
     benchmarks (docs/benchmarks.md) jitter and lag both went down.
+
+    detail_time_constant: seconds, of the smoothing of the landmarks' offsets from the fitted
+    keypoints, which the tracker adds back to its joints (`landmark_detail.LandmarkDetail`);
+    None reports the model's joints alone. Swept with cached landmarks (0.1-1 of the offset a
+    frame, at 30 fps): about 0.15 s lowered the real frames' 2D error most without raising the
+    real video's jitter; faster lets landmark noise through (at one frame, 0.64 px/frame²
+    against 0.53).
     """
 
     translation: tuple[float, float] = (0.3, 15.0)
@@ -85,6 +94,7 @@ class PoseFilterSettings:
     d_cutoff: float = 2.0
     prediction: float = 0.5
     max_lag: float = 0.01
+    detail_time_constant: float | None = 0.15
 
 
 class HandPoseFilter:
