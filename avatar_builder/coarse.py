@@ -19,6 +19,8 @@ from .errors import EnrollmentError
 from .frames import Frame
 
 MIN_FRAMES = 8
+# How much nearer or farther than the clip's median depth a frame's hand may be.
+MAX_DEPTH_RATIO = 2.0
 
 
 @dataclasses.dataclass
@@ -106,8 +108,9 @@ def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = N
     translation per frame (warm-started along the clip). The shape is `shape` (K,) when given
     (e.g. an avatar's), else the mean hand changed to the ruler length `length` metres (wrist
     crease to middle fingertip, `ruler_length`), else to MediaPipe's median keypoint hand length
-    over the clip. Frames without a hand, or whose fit cannot
-    reproduce the landmarks, are dropped; fewer than `min_frames` left raises EnrollmentError."""
+    over the clip. Frames without a hand, whose fit cannot reproduce the landmarks, or whose
+    hand is more than `MAX_DEPTH_RATIO` times nearer or farther than the clip's median, are
+    dropped; fewer than `min_frames` left raises EnrollmentError."""
     detections = detect_both_ways(frames, landmarks, mirrored, progress)
     seen = [(f, d) for f, d in zip(frames, detections) if d is not None]
     if len(seen) < min_frames:
@@ -124,7 +127,7 @@ def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = N
         shape = shape_for_length(model, length)
 
     fitter = LandmarkFitter(model, torch.from_numpy(shape)[None].float() if model.num_shape else None)
-    kept, cams, orient, pose, transl, marks, errors = [], [], [], [], [], [], []
+    kept, cams, orient, pose, transl, marks, errors, depths = [], [], [], [], [], [], [], []
     previous, previous_index = None, -2
     for frame, det in tqdm(seen, desc="coarse fit", unit="frame", disable=not progress):
         height, width = frame.image.shape[:2]
@@ -143,6 +146,13 @@ def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = N
         transl.append(inputs["transl"][0].numpy())
         marks.append(det.image_xy)
         errors.append(fit.reprojection_px)
+        depths.append(float(fit.keypoints[:, 2].mean()))
+    # The hand is one size, so a fit far nearer or farther than the clip's others is of something
+    # else: the palm detector takes a knuckle or a fold for a small hand now and then (seen on
+    # fists in our synthetic gestures clip: a "hand" 16 pixels across, placed 1.3 m away).
+    plausible = np.abs(np.log(np.array(depths) / np.median(depths))) <= np.log(MAX_DEPTH_RATIO) if depths else []
+    kept, cams, orient, pose, transl, marks, errors = (
+        [v for v, ok in zip(values, plausible) if ok] for values in (kept, cams, orient, pose, transl, marks, errors))
     if len(kept) < min_frames:
         raise EnrollmentError(
             f"only {len(kept)} frames gave a consistent hand fit (need {min_frames}); keep one hand in view, "
