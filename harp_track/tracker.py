@@ -199,9 +199,9 @@ class Tracker:
                 track = None  # lost for a while: start afresh rather than from a stale pose
             previous = track.fit if track else None
             fit = self._fitters[side].fit(det.image_xy, det.world_xyz, camera, previous=previous)
-            fitted_2d = camera.project(fit.keypoints).numpy()  # of the landmark fit, before refinement
+            landmark_fit_2d = _pixels(fit.keypoints.double().numpy(), camera)  # the detail is measured on it
             fit_ms += 1000 * (time.perf_counter() - start)
-            agreement = None
+            agreement, fit_2d = None, landmark_fit_2d
             if side in self._refiners:
                 start = time.perf_counter()
                 if frame is None:
@@ -209,6 +209,7 @@ class Tracker:
                 refined = self._refiners[side].refine(frame, camera, fit, det.image_xy, det.world_xyz, previous,
                                                       1.0 if det.score is None else float(det.score))
                 fit, agreement = refined.fit, refined.agreement
+                fit_2d = _pixels(fit.keypoints.double().numpy(), camera)
                 refine_ms += 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
             if track is None:
@@ -218,8 +219,8 @@ class Tracker:
                 self._next_track_id += 1
             track.fit, track.last_frame, track.landmarks = fit, self._frame_index, det.image_xy
             self._tracks[side] = track
-            smoothed = self._smooth(track, side, fit, camera, t) if self._smoothing is not None else fit
-            detail = track.detail(det.image_xy, fitted_2d, t) if track.detail else None
+            smoothed = self._smooth(track, side, fit, fit_2d, camera, t) if self._smoothing is not None else fit
+            detail = track.detail(det.image_xy, landmark_fit_2d, t) if track.detail else None
             filter_ms += 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
             hands.append(self._output(side, det, smoothed, detail, camera, track.track_id, agreement))
@@ -233,17 +234,15 @@ class Tracker:
         self._frame_index += 1
         return result
 
-    def _smooth(self, track: _Track, side: str, fit: HandFit, camera: Camera, t: float) -> HandFit:
-        """The filtered fit, pulled back towards this frame's fit where it trails it by more than
-        `max_lag` of the hand's image size (a fast move between sparse frames), so smoothing
-        never shows as more lag than that."""
+    def _smooth(self, track: _Track, side: str, fit: HandFit, fit_2d: np.ndarray, camera: Camera,
+                t: float) -> HandFit:
+        """The filtered fit, pulled back towards this frame's fit (whose keypoints project to
+        fit_2d, (21, 2) pixels) where it trails it by more than `max_lag` of the hand's image size
+        (a fast move between sparse frames), so smoothing never shows as more lag than that."""
         smoothed = track.filter(fit, t)
-        fitter = self._fitters[side]
-        focal, centre = np.array([camera.fx, camera.fy]), np.array([camera.cx, camera.cy])
-        raw, smooth = fit.keypoints.double().numpy(), fitter.keypoints(smoothed)  # the fit carries its own
-        raw_2d = raw[:, :2] / raw[:, 2:] * focal + centre
-        gap = np.linalg.norm(smooth[:, :2] / smooth[:, 2:] * focal + centre - raw_2d, axis=1).mean()
-        allowed = self._smoothing.max_lag * np.linalg.norm(raw_2d.max(0) - raw_2d.min(0))
+        smooth_2d = _pixels(self._fitters[side].keypoints(smoothed), camera)
+        gap = np.linalg.norm(smooth_2d - fit_2d, axis=1).mean()
+        allowed = self._smoothing.max_lag * np.linalg.norm(fit_2d.max(0) - fit_2d.min(0))
         if gap > allowed:
             smoothed = track.filter.pull_towards(smoothed, fit, 1.0 - allowed / gap)
         return smoothed
@@ -316,6 +315,12 @@ class Tracker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _pixels(points: np.ndarray, camera: Camera) -> np.ndarray:
+    """(21, 3) camera-space metres -> (21, 2) pixels: `Camera.project` in numpy, without the
+    torch round trip on the per-frame path."""
+    return points[:, :2] / points[:, 2:] * np.array([camera.fx, camera.fy]) + np.array([camera.cx, camera.cy])
 
 
 def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
