@@ -150,15 +150,14 @@ def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = N
     # The hand is one size, so a fit far nearer or farther than the clip's others is of something
     # else: the palm detector takes a knuckle or a fold for a small hand now and then (seen on
     # fists in our synthetic gestures clip: a "hand" 16 pixels across, placed 1.3 m away).
-    plausible = np.abs(np.log(np.array(depths) / np.median(depths))) <= np.log(MAX_DEPTH_RATIO) if depths else []
-    kept, cams, orient, pose, transl, marks, errors = (
-        [v for v, ok in zip(values, plausible) if ok] for values in (kept, cams, orient, pose, transl, marks, errors))
-    if len(kept) < min_frames:
+    plausible = np.flatnonzero(np.abs(np.log(np.array(depths) / np.median(depths))) <= np.log(MAX_DEPTH_RATIO)) \
+        if depths else []
+    if len(plausible) < min_frames:
         raise EnrollmentError(
-            f"only {len(kept)} frames gave a consistent hand fit (need {min_frames}); keep one hand in view, "
+            f"only {len(plausible)} frames gave a consistent hand fit (need {min_frames}); keep one hand in view, "
             "fingers visible, and move slowly")
     return CoarseFit(kept, cams, side, shape, np.stack(orient), np.stack(pose), np.stack(transl),
-                     np.stack(marks).astype(np.float32), np.array(errors, dtype=np.float32))
+                     np.stack(marks).astype(np.float32), np.array(errors, dtype=np.float32)).subset(plausible)
 
 
 def detect_both_ways(frames: list[Frame], landmarks: str = "mediapipe", mirrored: bool = False,
