@@ -132,7 +132,7 @@ def coarse_fit(frames: list[Frame], right_model: HandModel, side: str | None = N
     for frame, det in tqdm(seen, desc="coarse fit", unit="frame", disable=not progress):
         height, width = frame.image.shape[:2]
         camera = frame.camera or Camera.from_fov(width, height)
-        fit = fitter.fit(det.image_xy, det.world_xyz, camera,
+        fit = fitter.fit(det.image_xy, det.hand_xyz(), camera,
                          previous=previous if frame.index == previous_index + 1 else None)
         previous, previous_index = fit, frame.index
         extent = float(np.linalg.norm(det.image_xy.max(0) - det.image_xy.min(0)))

@@ -198,7 +198,8 @@ class Tracker:
             if track is not None and track.last_frame != self._frame_index - 1:
                 track = None  # lost for a while: start afresh rather than from a stale pose
             previous = track.fit if track else None
-            fit = self._fitters[side].fit(det.image_xy, det.world_xyz, camera, previous=previous)
+            hand_xyz = det.hand_xyz()
+            fit = self._fitters[side].fit(det.image_xy, hand_xyz, camera, previous=previous)
             landmark_fit_2d = _pixels(fit.keypoints.double().numpy(), camera)  # the detail is measured on it
             fit_ms += 1000 * (time.perf_counter() - start)
             agreement, fit_2d = None, landmark_fit_2d
@@ -206,7 +207,7 @@ class Tracker:
                 start = time.perf_counter()
                 if frame is None:
                     frame = torch.from_numpy(image_rgb).to(self.device)
-                refined = self._refiners[side].refine(frame, camera, fit, det.image_xy, det.world_xyz, previous,
+                refined = self._refiners[side].refine(frame, camera, fit, det.image_xy, hand_xyz, previous,
                                                       1.0 if det.score is None else float(det.score))
                 fit, agreement = refined.fit, refined.agreement
                 fit_2d = _pixels(fit.keypoints.double().numpy(), camera)

@@ -1,7 +1,8 @@
 """Fit the hand model to 21 landmarks: metric pose in camera space from 2D + MediaPipe world 3D.
 
 The 2D landmarks and the intrinsics fix where the hand is in the image; MediaPipe's world
-landmarks (metric, hand-centred, camera-aligned) fix its articulation and which way it faces;
+landmarks (metric, hand-centred, camera-aligned; in the tracker with their depths averaged with
+the image landmarks', `HandLandmarks.hand_xyz`) fix its articulation and which way it faces;
 the model's known size fixes the depth. We minimise, over the wrist rotation, the translation
 and the free anatomical angles (clamped to their limits),
 
@@ -126,8 +127,9 @@ class LandmarkFitter:
 
     def fit(self, keypoints_2d: np.ndarray | torch.Tensor, world: np.ndarray | torch.Tensor | None,
             camera: Camera, previous: HandFit | None = None) -> HandFit:
-        """Fit to (21, 2) pixel landmarks and (21, 3) MediaPipe world landmarks (metres; None to
-        use 2D only, which needs `previous` for the articulation), warm-started from `previous`.
+        """Fit to (21, 2) pixel landmarks and the hand's (21, 3) shape in metres, camera axes
+        (`HandLandmarks.hand_xyz`, or MediaPipe's world landmarks; None to use 2D only, which
+        needs `previous` for the articulation), warm-started from `previous`.
 
         A warm start that ends far from the landmarks (a fast motion, a flip) is retried from
         scratch and the better of the two kept, so one bad frame cannot derail the track.

@@ -33,6 +33,23 @@ class HandLandmarks:
     handedness_score: float
     score: float | None
 
+    def hand_xyz(self) -> np.ndarray:
+        """(21, 3) float64 metres, hand-centred, axes as `world_xyz`: the hand's 3D shape for a fit.
+
+        The world landmarks with each depth averaged with the image landmarks' (`image_z`, brought
+        to metres by the ratio of the two sets' x-y extents). The landmark model predicts the two
+        with separate heads, and their depth errors are partly independent: measured against
+        ground truth after Procrustes alignment, the average is 6% closer than the world landmarks
+        on real frames (hgc_realworld: 9.70 -> 9.15 mm) and 8-9% on three synthetic clips.
+        """
+        world = self.world_xyz.astype(np.float64)
+        world = world - world.mean(0)
+        image = np.column_stack([self.image_xy, self.image_z]).astype(np.float64)
+        image = image - image.mean(0)
+        metres_per_pixel = np.linalg.norm(world[:, :2]) / max(float(np.linalg.norm(image[:, :2])), 1e-9)
+        world[:, 2] = 0.5 * (world[:, 2] + metres_per_pixel * image[:, 2])
+        return world
+
 
 class LandmarkDetector(Protocol):
     """A per-frame hand landmark detector that may track hands between consecutive frames."""
