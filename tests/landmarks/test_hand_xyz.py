@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.tracking import procrustes_error
 from harp_track.landmarks import create_detector
 from harp_track.landmarks.base import HandLandmarks
 
@@ -13,16 +14,6 @@ from .landmark_data import data_path, load_rgb
 def _landmarks(world: np.ndarray, image_xy: np.ndarray, image_z: np.ndarray) -> HandLandmarks:
     return HandLandmarks(image_xy=image_xy.astype(np.float32), image_z=image_z.astype(np.float32),
                          world_xyz=world.astype(np.float32), handedness="right", handedness_score=1.0, score=1.0)
-
-
-def _aligned_error(points: np.ndarray, truth: np.ndarray) -> float:
-    """Mean distance after the similarity transform that best maps points onto truth (Umeyama)."""
-    p, t = points - points.mean(0), truth - truth.mean(0)
-    u, s, vt = np.linalg.svd(p.T @ t)
-    d = np.sign(np.linalg.det(u @ vt))
-    s[-1] *= d
-    u[:, -1] *= d
-    return float(np.linalg.norm(s.sum() / (p ** 2).sum() * p @ u @ vt - t, axis=1).mean())
 
 
 def test_opposite_depth_errors_cancel_and_x_y_are_the_world_landmarks():
@@ -50,8 +41,8 @@ def test_closer_to_the_truth_than_the_world_landmarks_on_real_frames():
         found = detector.detect(load_rgb(f"hgc_realworld/{annotations['image_path'][i]}"), i / 30.0)
         if found:
             truth = annotations["joints3d_cam_mm"][i] / 1000.0
-            world_errors.append(_aligned_error(found[0].world_xyz.astype(np.float64), truth))
-            fused_errors.append(_aligned_error(found[0].hand_xyz(), truth))
+            world_errors.append(procrustes_error(found[0].world_xyz.astype(np.float64), truth))
+            fused_errors.append(procrustes_error(found[0].hand_xyz(), truth))
     detector.close()
     assert len(fused_errors) > 0.9 * len(frames)
     assert np.mean(fused_errors) < 0.97 * np.mean(world_errors), (np.mean(fused_errors), np.mean(world_errors))
