@@ -336,9 +336,10 @@ def optimize(problem: AvatarProblem, checkpoint: Path | None = None, progress: b
         saved = torch.load(checkpoint, weights_only=False, map_location=problem.shape.device)
         problem.load_state_dict(saved["problem"])
         state = saved["state"]
-        device = problem.views.masks.device
-        problem.views = dataclasses.replace(problem.views, masks=state.pop("masks").float().to(device),
-                                            interior=state.pop("interior").float().to(device))
+        if "masks" in state:  # (checkpoints of earlier versions lack them)
+            device = problem.views.masks.device
+            problem.views = dataclasses.replace(problem.views, masks=state.pop("masks").float().to(device),
+                                                interior=state.pop("interior").float().to(device))
         log.info("resuming from %s at stage %d step %d", checkpoint, state["stage"], state["step"])
     for stage_index in range(state["stage"], len(stages)):
         stage, steps = stages[stage_index], steps_per_stage[stage_index]
