@@ -1,5 +1,6 @@
 """The staged avatar optimization on a small synthetic subject: the geometry stage fits the
-silhouettes, and an interrupted run resumes to the same result as an uninterrupted one."""
+silhouettes, GrabCut's masks are seeded again after it, and an interrupted run resumes to the
+same result as an uninterrupted one."""
 
 from __future__ import annotations
 
