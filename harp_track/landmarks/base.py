@@ -47,8 +47,10 @@ class HandLandmarks:
         world = world - world.mean(0)
         image = np.column_stack([self.image_xy, self.image_z]).astype(np.float64)
         image = image - image.mean(0)
-        metres_per_pixel = np.linalg.norm(world[:, :2]) / max(float(np.linalg.norm(image[:, :2])), 1e-9)
-        world[:, 2] = 0.5 * (world[:, 2] + metres_per_pixel * image[:, 2])
+        image_extent = float(np.linalg.norm(image[:, :2]))
+        if image_extent < 1.0:  # landmarks piled within a pixel: no scale for their depths
+            return world
+        world[:, 2] = 0.5 * (world[:, 2] + np.linalg.norm(world[:, :2]) / image_extent * image[:, 2])
         return world
 
 

@@ -32,6 +32,12 @@ def test_opposite_depth_errors_cancel_and_x_y_are_the_world_landmarks():
     np.testing.assert_allclose(same, world - world.mean(0), atol=1e-6)
 
 
+def test_landmarks_piled_in_one_pixel_leave_the_world_depths_alone():
+    world = np.random.default_rng(1).uniform(-0.05, 0.05, (21, 3))
+    shape = _landmarks(world, np.full((21, 2), 100.0), np.arange(21.0)).hand_xyz()
+    np.testing.assert_allclose(shape, world - world.mean(0), atol=1e-6)
+
+
 def test_closer_to_the_truth_than_the_world_landmarks_on_real_frames():
     annotations = np.load(data_path("hgc_realworld/annotations.npz"))
     frames = range(50, 110)
