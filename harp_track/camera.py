@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 
 DEFAULT_FOV_DEG = 60.0
@@ -32,8 +33,12 @@ class Camera:
         f = 0.5 * width / math.tan(math.radians(fov_deg) / 2)
         return cls(f, f, width / 2, height / 2, assumed=True)
 
-    def project(self, points: torch.Tensor) -> torch.Tensor:
-        """(..., 3) camera-space metres → (..., 2) pixels."""
-        z = points[..., 2:3]
-        xy = points[..., :2] / z
-        return torch.cat([xy[..., :1] * self.fx + self.cx, xy[..., 1:] * self.fy + self.cy], -1)
+    def project(self, points: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """(..., 3) camera-space metres → (..., 2) pixels; a tensor gives a tensor, a numpy array
+        a numpy array (the tracker's per-frame path stays in numpy, without a torch round trip)."""
+        focal, centre = (self.fx, self.fy), (self.cx, self.cy)
+        if isinstance(points, torch.Tensor):
+            focal, centre = points.new_tensor(focal), points.new_tensor(centre)
+        else:
+            points, focal, centre = np.asarray(points), np.array(focal), np.array(centre)
+        return points[..., :2] / points[..., 2:3] * focal + centre

@@ -200,7 +200,7 @@ class Tracker:
             previous = track.fit if track else None
             hand_xyz = det.hand_xyz()
             fit = self._fitters[side].fit(det.image_xy, hand_xyz, camera, previous=previous)
-            landmark_fit_2d = _pixels(fit.keypoints.double().numpy(), camera)  # the detail is measured on it
+            landmark_fit_2d = camera.project(fit.keypoints.double().numpy())  # the detail is measured on it
             fit_ms += 1000 * (time.perf_counter() - start)
             agreement, fit_2d = None, landmark_fit_2d
             if side in self._refiners:
@@ -210,7 +210,7 @@ class Tracker:
                 refined = self._refiners[side].refine(frame, camera, fit, det.image_xy, hand_xyz, previous,
                                                       1.0 if det.score is None else float(det.score))
                 fit, agreement = refined.fit, refined.agreement
-                fit_2d = _pixels(fit.keypoints.double().numpy(), camera)
+                fit_2d = camera.project(fit.keypoints.double().numpy())
                 refine_ms += 1000 * (time.perf_counter() - start)
             start = time.perf_counter()
             if track is None:
@@ -241,7 +241,7 @@ class Tracker:
         fit_2d, (21, 2) pixels) where it trails it by more than `max_lag` of the hand's image size
         (a fast move between sparse frames), so smoothing never shows as more lag than that."""
         smoothed = track.filter(fit, t)
-        smooth_2d = _pixels(self._fitters[side].keypoints(smoothed), camera)
+        smooth_2d = camera.project(self._fitters[side].keypoints(smoothed))
         gap = np.linalg.norm(smooth_2d - fit_2d, axis=1).mean()
         allowed = self._smoothing.max_lag * np.linalg.norm(fit_2d.max(0) - fit_2d.min(0))
         if gap > allowed:
@@ -292,7 +292,7 @@ class Tracker:
         return TrackedHand(
             handedness=side,
             joints=joints.astype(np.float32),
-            keypoints_2d=camera.project(torch.from_numpy(joints)).numpy().astype(np.float32),
+            keypoints_2d=camera.project(joints).astype(np.float32),
             vertices=vertices.astype(np.float32),
             confidence=confidence,
             global_orient=inputs["global_orient"][0].numpy().astype(np.float32),
@@ -316,12 +316,6 @@ class Tracker:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _pixels(points: np.ndarray, camera: Camera) -> np.ndarray:
-    """(21, 3) camera-space metres -> (21, 2) pixels: `Camera.project` in numpy, without the
-    torch round trip on the per-frame path."""
-    return points[:, :2] / points[:, 2:] * np.array([camera.fx, camera.fy]) + np.array([camera.cx, camera.cy])
 
 
 def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
