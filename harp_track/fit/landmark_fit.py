@@ -3,8 +3,8 @@
 The 2D landmarks and the intrinsics fix where the hand is in the image; MediaPipe's world
 landmarks (metric, hand-centred, camera-aligned; as the tracker and the avatar builder pass them,
 with their depths averaged with the image landmarks', `HandLandmarks.hand_xyz`) fix its
-articulation and which way it faces; the model's known size fixes the depth. We minimise, over the wrist rotation, the translation
-and the free anatomical angles (clamped to their limits),
+articulation and which way it faces; the model's known size fixes the depth. We minimise, over
+the wrist rotation, the translation and the free anatomical angles (clamped to their limits),
 
     sum_k |proj(x_k) - u_k|^2 / s2d^2  +  sum_k |(x_k - mean x) - c (w_k - mean w)|^2 / s3d^2  +  priors
 
