@@ -330,8 +330,8 @@ def refinement_device(device: str, render_backend: str) -> torch.device:
     """Where the appearance refinement renders and reads its crop, for the tracker's `device`
     ("auto" | "cpu" | "cuda") and the refinement's render backend: "auto" takes CUDA only with
     nvdiffrast. Measured on an H200 machine (docs/benchmarks.md, "GPU path"): the refinement took
-    12 ms a frame with nvdiffrast on CUDA, 13-16 ms on that machine's CPU and 33 ms with the torch
-    renderer on CUDA, whose many small kernels cost more in launches than a 96-pixel crop saves."""
+    12-14 ms a frame with nvdiffrast on CUDA, 12 ms on that machine's CPU and 24-29 ms with the
+    torch renderer on CUDA, whose many small kernels cost more in launches than a 96-pixel crop saves."""
     resolved = resolve_device(device)
     if device == "auto" and render_backend != "nvdiffrast":
         return torch.device("cpu")
