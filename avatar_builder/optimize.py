@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 from harp_track import HandModel
 from harp_track.avatar import Avatar
-from harp_track.render import Light, RenderMesh, render_shaded, select_backend, transform_points, vertex_normals
+from harp_track.render import (Light, RenderMesh, open_rim_faces, render_shaded, select_backend, transform_points,
+                               vertex_normals)
 
 from .coarse import CoarseFit, hand_length
 from .views import Views, reseeded_masks
@@ -133,6 +134,13 @@ class AvatarProblem(torch.nn.Module):
             self.register_buffer("length0", hand_length(rest_hand.keypoints[0]))
             self.register_buffer("rest_normals", vertex_normals(rest, model.faces)[0])
         self.register_buffer("laplacian", _uniform_laplacian(model.faces, model.num_vertices))
+        # Indexed by the rasterizer's triangle id (0: no triangle). Past the model's cut at the
+        # wrist the frames show the forearm or the background, never skin that belongs there: the
+        # faces at the cut take no colour from the frames, and their texels are filled from the
+        # skin around them (measured on the avatar benchmark's subject: the cut's texels had
+        # taken the background's teal).
+        rim = open_rim_faces(model.faces)
+        self.register_buffer("open_rim", torch.cat([rim.new_zeros(1), rim]), persistent=False)
         self.register_buffer("intrinsics", torch.tensor([[c.fx, c.fy, c.cx, c.cy] for c in views.cameras]))
 
         self.shape = torch.nn.Parameter(shape0.clone())
@@ -226,7 +234,7 @@ class AvatarProblem(torch.nn.Module):
             terms["displacement"] = w.displacement * d_mm.square().sum(-1).mean()
             terms["shape_prior"] = w.shape_prior * (self.shape - self.shape0).square().mean()
         if stage != "geometry":
-            interior = v.interior[idx]
+            interior = v.interior[idx] * ~self.open_rim[shaded.rast[..., 3].long()]
             error = _charbonnier(shaded.image - images, 0.01).sum(-1) * interior
             terms["photometric"] = w.photometric * error.sum() / interior.sum().clamp(min=1.0)
             a = self.albedo
@@ -272,7 +280,7 @@ class AvatarProblem(torch.nn.Module):
                 uvs = self.mesh.uvs.to(vertices).expand(len(idx), -1, -1)  # as render_shaded samples them
                 uv, _ = self.backend.interpolate(uvs, rast, self.mesh.faces_uv)
                 cosine = -(F.normalize(geo[..., 3:], dim=-1) * F.normalize(geo[..., :3], dim=-1)).sum(-1)
-                keep = (rast[..., 3] > 0) & (v.interior[idx] > 0.5)
+                keep = (rast[..., 3] > 0) & (v.interior[idx] > 0.5) & ~self.open_rim[rast[..., 3].long()]
                 texel = (uv[..., 1] * size).long().clamp(0, size - 1) * size + (uv[..., 0] * size).long().clamp(0, size - 1)
                 best.scatter_reduce_(0, texel[keep], cosine[keep].clamp(min=0), reduce="amax")
         return F.max_pool2d(best.view(1, 1, size, size), 3, stride=1, padding=1)[0, 0]

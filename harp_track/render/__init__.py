@@ -42,20 +42,21 @@ Shading (`render_shaded`)
     depth-only rasterization, interpolation and texturing touch covered pixels only, and the
     antialiasing backward replays the silhouette pairs recorded by its forward pass.
 
-Mesh (`subdivide`, `vertex_normals`, `vertex_tangents`)
-    Midpoint subdivision keeping UV seams; area-weighted normals; per-UV-vertex tangents.
+Mesh (`subdivide`, `vertex_normals`, `vertex_tangents`, `open_rim_faces`)
+    Midpoint subdivision keeping UV seams; area-weighted normals; per-UV-vertex tangents; the
+    faces at an open mesh's boundary (a hand model's cut at the wrist).
 """
 
 from .backend import RenderBackend, select_backend
 from .camera import look_at, orthographic_projection, projection_from_intrinsics, transform_points
-from .mesh import face_normals, subdivide, vertex_normals, vertex_tangents
+from .mesh import face_normals, open_rim_faces, subdivide, vertex_normals, vertex_tangents
 from .ops import HAS_NUMBA, MipPyramid, antialias, antialias_topology, interpolate, rasterize, texture, texture_mip
 from .shading import Light, RenderMesh, ShadedRender, ShadowSettings, material_mip, render_shaded
 
 __all__ = [
     "HAS_NUMBA", "Light", "MipPyramid", "RenderBackend", "RenderMesh", "ShadedRender", "ShadowSettings",
     "antialias", "antialias_topology", "face_normals", "interpolate", "look_at", "material_mip",
-    "orthographic_projection", "projection_from_intrinsics", "rasterize", "render_shaded", "select_backend",
+    "open_rim_faces", "orthographic_projection", "projection_from_intrinsics", "rasterize", "render_shaded", "select_backend",
     "subdivide", "texture", "texture_mip", "transform_points", "vertex_normals",
     "vertex_tangents",
 ]

@@ -1,4 +1,4 @@
-"""Mesh utilities for rendering: midpoint subdivision, vertex normals and tangents."""
+"""Mesh utilities for rendering: midpoint subdivision, vertex normals and tangents, the open rim."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def subdivide(
         new_uvs = torch.cat([uvs, 0.5 * (uvs[..., uv_pairs[:, 0], :] + uvs[..., uv_pairs[:, 1], :])], -2)
         new_faces_uv = _split_faces(faces_uv, uv_mid).to(torch.int32)
     return new_vertices, new_faces, new_uvs, new_faces_uv
+
+
+def open_rim_faces(faces: torch.Tensor) -> torch.Tensor:
+    """(F,) bool: the faces with a corner on the mesh's open boundary (edges that only one face
+    uses; on a hand model, the cut at the wrist). faces: (F, 3) int."""
+    faces = faces.long()
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]).sort(dim=1).values
+    unique, counts = torch.unique(edges, dim=0, return_counts=True)
+    on_rim = torch.zeros(int(faces.max()) + 1, dtype=torch.bool, device=faces.device)
+    on_rim[unique[counts == 1].reshape(-1)] = True
+    return on_rim[faces].any(1)
 
 
 def _flat_corners(vertices: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, ...]:

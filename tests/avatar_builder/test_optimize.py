@@ -4,6 +4,8 @@ same result as an uninterrupted one."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -120,6 +122,33 @@ def test_texel_view_cosine_marks_the_texels_the_views_show(clip, model, views):
 
     assert red_fraction(frontal) > 0.95
     assert red_fraction(frontal.flip(0)) < 0.8
+
+
+def test_the_frames_colour_the_wrist_rim_nowhere(clip, model, views):
+    """Past the model's cut the frames show the forearm or the background: repainting the pixels
+    the rim faces cover leaves the photometric loss as it was (repainting as many other interior
+    pixels raises it), and the rim's texels count as unseen (to be filled from the skin around)."""
+    problem = AvatarProblem(model, coarse_from(clip), views, SETTINGS)
+    with torch.no_grad():
+        rast = problem.render(ALL, problem.posed(ALL).vertices, None).rast[..., 3].long()
+    rim = problem.open_rim[rast] & (views.interior > 0.5)
+    other = (rast > 0) & ~problem.open_rim[rast] & (views.interior > 0.5)
+    assert int(rim.sum()) > 20
+    other &= torch.rand(other.shape, generator=torch.Generator().manual_seed(0)) < rim.sum() / other.sum()
+
+    def photometric(repainted):
+        problem.views = dataclasses.replace(views, images=torch.where(repainted[..., None], 1.0 - views.images,
+                                                                      views.images))
+        with torch.no_grad():
+            return problem.loss(ALL, "appearance")[1]["photometric"]
+
+    loss = photometric(torch.zeros_like(rim))
+    assert photometric(rim) == loss and photometric(other) > loss
+
+    seen = problem.texel_view_cosine() > 0
+    problem.open_rim = torch.zeros_like(problem.open_rim)
+    seen_with_rim = problem.texel_view_cosine() > 0
+    assert (seen_with_rim & ~seen).any() and not (seen & ~seen_with_rim).any()
 
 
 # ---------------------------------------------------------------- checkpoints

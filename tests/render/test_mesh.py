@@ -1,11 +1,12 @@
-"""Midpoint subdivision and normals."""
+"""Midpoint subdivision, normals and the open rim."""
 
 from __future__ import annotations
 
 import torch
 
-from harp_track.render import (interpolate, projection_from_intrinsics, rasterize, subdivide, transform_points,
-                               vertex_normals)
+import harp_track as ht
+from harp_track.render import (interpolate, open_rim_faces, projection_from_intrinsics, rasterize, subdivide,
+                               transform_points, vertex_normals)
 
 
 def euler_characteristic(num_vertices: int, faces: torch.Tensor) -> int:
@@ -64,3 +65,21 @@ def test_vertex_normals_of_a_sphere_are_radial(icosphere, impl):
     v, f = icosphere(3)
     n = vertex_normals(v[None] * 2.0 + 1.0, f)[0]
     assert torch.all((n * v).sum(-1) > 0.999)
+
+
+def test_open_rim_is_the_ring_of_faces_at_the_wrist_cut(icosphere):
+    """None on a closed mesh; with one face cut out of it, that face's neighbours by a corner; on
+    the hand model, a thin ring of faces, all at the wrist."""
+    _, sphere = icosphere(0)
+    assert not open_rim_faces(sphere).any()
+    rim = open_rim_faces(sphere[1:])
+    touching = torch.isin(sphere[1:], sphere[0]).any(1)
+    assert torch.equal(rim, touching)
+
+    model = ht.load_hand_model()
+    rim = open_rim_faces(model.faces)
+    assert 0 < int(rim.sum()) < 0.05 * len(model.faces)
+    with torch.no_grad():
+        rest = model()
+    corners = rest.vertices[0][model.faces[rim]]
+    assert float((corners - rest.keypoints[0, 0]).norm(dim=-1).max()) < 0.04  # metres from the wrist keypoint
