@@ -56,7 +56,7 @@ from .shading import Light, RenderMesh, ShadedRender, ShadowSettings, material_m
 __all__ = [
     "HAS_NUMBA", "Light", "MipPyramid", "RenderBackend", "RenderMesh", "ShadedRender", "ShadowSettings",
     "antialias", "antialias_topology", "face_normals", "interpolate", "look_at", "material_mip",
-    "open_rim_faces", "orthographic_projection", "projection_from_intrinsics", "rasterize", "render_shaded", "select_backend",
-    "subdivide", "texture", "texture_mip", "transform_points", "vertex_normals",
+    "open_rim_faces", "orthographic_projection", "projection_from_intrinsics", "rasterize", "render_shaded",
+    "select_backend", "subdivide", "texture", "texture_mip", "transform_points", "vertex_normals",
     "vertex_tangents",
 ]
