@@ -56,8 +56,9 @@ class OnnxDetector:
     takes either hand) and average the two, at the cost of a second inference. Measured on real
     video (mediapipe_samples' hand clip, 25 fps): 11% less frame-to-frame jitter of the 2D
     landmarks (second difference 1.09 -> 0.97 px/frame^2); on hgc_realworld's annotated frames,
-    2D error 6.45 -> 6.37 px. Presence and handedness are the unmirrored crop's, and a mirrored
-    pass that disagrees is left out (`MAX_FLIP_GAP`), so it finds a hand wherever the port does.
+    2D error 6.45 -> 6.37 px. Presence, handedness and the next frame's crop are the unmirrored
+    pass's, so it finds a hand in exactly the frames the port does; a mirrored pass that
+    disagrees is left out of the average (`MAX_FLIP_GAP`).
     Off, the detector is a faithful port of MediaPipe's graph.
     """
 
@@ -106,18 +107,24 @@ class OnnxDetector:
         hands: list[HandLandmarks] = []
         self._tracked = []
         for roi in rois:
-            hand = self._landmarks_in(image_rgb, roi)
-            if hand is None:
+            found = self._landmarks_in(image_rgb, roi)
+            if found is None:
                 continue
-            next_roi = roi_from_landmarks(hand.image_xy)
+            hand, own_xy = found
+            next_roi = roi_from_landmarks(own_xy)
             # Two crops that converged on one hand keep the first (tracked before detected).
             if all(iou(next_roi.box(), r.box()) < SAME_HAND_IOU for r in self._tracked):
                 hands.append(hand)
                 self._tracked.append(next_roi)
         return hands
 
-    def _landmarks_in(self, image_rgb: np.ndarray, roi: Roi) -> HandLandmarks | None:
-        """Run the landmark model on one crop; None when no hand is present in it."""
+    def _landmarks_in(self, image_rgb: np.ndarray, roi: Roi) -> tuple[HandLandmarks, np.ndarray] | None:
+        """Run the landmark model on one crop: the hand and the (21, 2) image landmarks of the
+        crop's own pass, which place the next frame's crop; None when no hand is present in it.
+        The crops follow the crop's own pass, as in MediaPipe's graph, never the mirrored one: a
+        mirrored pass drifting off a hand that the model still sees had steered the crop off it
+        (a synthetic clip's track lost at frame 51 that the port keeps), so with `flip_average`
+        the hand is found in exactly the frames the port finds it in."""
         to_image = roi.crop_to_image(INPUT_SIZE)
         # Used as is on pixel indices, like MediaPipe's OpenCV crop (which maps the crop's corners,
         # not its pixel centres, onto the ROI): a sub-pixel shift kept so both backends agree.
@@ -129,6 +136,7 @@ class OnnxDetector:
         # both (it called a mirrored right hand "Left" too on some frames of a turning hand).
         if score < MIN_PRESENCE:
             return None
+        own_xy = crop_xyz[:, :2] @ to_image[:, :2].T + to_image[:, 2]
         if self.flip_average:
             # The model's errors on a crop and on its mirror image are partly independent, so their
             # mean is steadier and closer to the truth (see the class docstring).
@@ -152,12 +160,13 @@ class OnnxDetector:
         world_xyz = np.column_stack([c * world[:, 0] - s * world[:, 1],
                                      s * world[:, 0] + c * world[:, 1], world[:, 2]])
         label = "Left" if p_left >= 0.5 else "Right"
-        return HandLandmarks(
+        hand = HandLandmarks(
             image_xy=image_xy.astype(np.float32),
             image_z=(crop_xyz[:, 2] * (Z_SCALE * pixels_per_crop_pixel)).astype(np.float32),
             world_xyz=world_xyz.astype(np.float32),
             handedness=camera_handedness(label, self.mirrored),
             handedness_score=max(p_left, 1 - p_left), score=score)
+        return hand, own_xy
 
     def _run(self, crop: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
         """The landmark model on one (224, 224, 3) uint8 crop: (21, 3) crop pixels and depth,
