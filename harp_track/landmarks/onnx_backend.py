@@ -120,11 +120,9 @@ class OnnxDetector:
 
     def _landmarks_in(self, image_rgb: np.ndarray, roi: Roi) -> tuple[HandLandmarks, np.ndarray] | None:
         """Run the landmark model on one crop: the hand and the (21, 2) image landmarks of the
-        crop's own pass, which place the next frame's crop; None when no hand is present in it.
-        The crops follow the crop's own pass, as in MediaPipe's graph, never the mirrored one: a
-        mirrored pass drifting off a hand that the model still sees had steered the crop off it
-        (a synthetic clip's track lost at frame 51 that the port keeps), so with `flip_average`
-        the hand is found in exactly the frames the port finds it in."""
+        crop's own pass, which place the next frame's crop (as in MediaPipe's graph, never the
+        mirrored pass: one drifting off the hand had steered the crop off it, losing a synthetic
+        clip's track at frame 51 that the port keeps); None when no hand is present in it."""
         to_image = roi.crop_to_image(INPUT_SIZE)
         # Used as is on pixel indices, like MediaPipe's OpenCV crop (which maps the crop's corners,
         # not its pixel centres, onto the ROI): a sub-pixel shift kept so both backends agree.
@@ -136,7 +134,7 @@ class OnnxDetector:
         # both (it called a mirrored right hand "Left" too on some frames of a turning hand).
         if score < MIN_PRESENCE:
             return None
-        own_xy = crop_xyz[:, :2] @ to_image[:, :2].T + to_image[:, 2]
+        own_xy = image_xy = crop_xyz[:, :2] @ to_image[:, :2].T + to_image[:, 2]
         if self.flip_average:
             # The model's errors on a crop and on its mirror image are partly independent, so their
             # mean is steadier and closer to the truth (see the class docstring).
@@ -145,15 +143,14 @@ class OnnxDetector:
             # (measured: with 224 - x the two passes differ by 1.2 crop pixels on average, with 223 - x by 0.2).
             f_xyz[:, 0] = INPUT_SIZE - 1 - f_xyz[:, 0]
             f_world[:, 0] = -f_world[:, 0]
-            # Only a mirrored pass that sees a hand and roughly agrees helps: averaged in regardless,
-            # one that had lost the hand steered the next crop off it (a synthetic clip's track was
-            # lost 18 frames early). Its weight falls from 1 to 0 as the gap grows from one to two
-            # MAX_FLIP_GAP, so the landmarks do not jump where it drops out.
+            # Only a mirrored pass that sees a hand and roughly agrees helps; one that has lost the
+            # hand would pull the landmarks off it. Its weight falls from 1 to 0 as the gap grows
+            # from one to two MAX_FLIP_GAP, so the landmarks do not jump where it drops out.
             gap = float(np.linalg.norm(crop_xyz[:, :2] - f_xyz[:, :2], axis=1).mean())
             weight = float(np.clip(2.0 - gap / MAX_FLIP_GAP, 0.0, 1.0)) if f_score >= MIN_PRESENCE else 0.0
             crop_xyz = (crop_xyz + weight * f_xyz) / (1.0 + weight)
             world = (world + weight * f_world) / (1.0 + weight)
-        image_xy = crop_xyz[:, :2] @ to_image[:, :2].T + to_image[:, 2]
+            image_xy = crop_xyz[:, :2] @ to_image[:, :2].T + to_image[:, 2]
         pixels_per_crop_pixel = roi.size / INPUT_SIZE
         c, s = math.cos(roi.rotation), math.sin(roi.rotation)
         # World landmarks come in the crop's axes: turn x, y by the crop's rotation.
