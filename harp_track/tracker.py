@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import threadpoolctl
@@ -27,6 +27,7 @@ from .fit.landmark_detail import LandmarkDetail, shift_in_image
 from .fit.refine import AppearanceRefiner, RefineSettings
 from .hand import HandModel, load_hand_model
 from .landmarks import BACKENDS, HandLandmarks, create_detector, onnx_offers_cuda
+from .landmarks.base import HANDEDNESS
 from .landmarks.worker import DetectorProcess
 from .result import TrackedHand, TrackingResult
 
@@ -136,6 +137,20 @@ class Tracker:
         start = time.perf_counter()
         detections = self._detector.detect(image_rgb, t)
         return self._update(image_rgb, camera, t, detections, 1000 * (time.perf_counter() - start))
+
+    def process_landmarks(self, image_rgb: np.ndarray, landmarks: Sequence[HandLandmarks],
+                          camera: Camera | None = None, timestamp: float | None = None) -> TrackingResult:
+        """Track the hands of one frame from landmarks found elsewhere: an engine's own MediaPipe
+        graph, or landmarks saved from an earlier run (to try other filter or refinement settings
+        on them without running the landmark model again). The same fit, refinement and filter as
+        `process`, which it may alternate with on one stream; the tracker's own landmark model is
+        not run. image_rgb: the frame (its size and, with an avatar, the refinement's pixels);
+        landmarks: `HandLandmarks` in its pixels, most confident first; camera, timestamp: as
+        `process`."""
+        image_rgb, camera, t = self._checked_frame(image_rgb, camera, timestamp)
+        for det in landmarks:
+            _check_landmarks(det)
+        return self._update(image_rgb, camera, t, list(landmarks), 0.0)
 
     def track(self, frames: Iterable[np.ndarray | tuple]) -> Iterator[TrackingResult]:
         """Track a stream, pipelined: the landmarks of frame t + 1 run in a second process
@@ -316,6 +331,18 @@ class Tracker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _check_landmarks(det: object) -> None:
+    """ValueError naming what is wrong with a `HandLandmarks` handed to the tracker."""
+    if not isinstance(det, HandLandmarks):
+        raise ValueError(f"landmarks must be HandLandmarks, got {type(det).__name__}")
+    for name, shape in (("image_xy", (21, 2)), ("image_z", (21,)), ("world_xyz", (21, 3))):
+        value = np.asarray(getattr(det, name))
+        if value.shape != shape or not np.isfinite(value).all():
+            raise ValueError(f"HandLandmarks.{name} must be finite with shape {shape}, got shape {value.shape}")
+    if det.handedness not in HANDEDNESS:
+        raise ValueError(f"HandLandmarks.handedness must be one of {HANDEDNESS}, got {det.handedness!r}")
 
 
 def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:

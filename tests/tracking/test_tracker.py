@@ -194,6 +194,34 @@ def test_pipelined_stream_gives_the_same_results_as_process(clip, clip_avatar):
         np.testing.assert_allclose(a.hands[0].joints, b.hands[0].joints, atol=1e-6)
 
 
+def test_landmarks_found_elsewhere_give_the_same_results_as_process(clip, clip_avatar):
+    """An engine's own landmarks (here: a second detector like the tracker's) go through the same
+    fit, refinement and filter."""
+    frames = list(zip(clip.frames[:6], [clip.camera] * 6, clip.timestamps[:6]))
+    with Tracker(avatar=clip_avatar, max_hands=1) as tracker:
+        own = [tracker.process(*f) for f in frames]
+    detector = create_detector("onnx", max_hands=1, flip_average=True)
+    with Tracker(avatar=clip_avatar, max_hands=1) as tracker:
+        given = [tracker.process_landmarks(f[0], detector.detect(f[0], f[2]), f[1], f[2]) for f in frames]
+    detector.close()
+    for a, b in zip(own, given):
+        assert len(a.hands) == len(b.hands) == 1
+        np.testing.assert_allclose(a.hands[0].joints, b.hands[0].joints, atol=1e-6)
+        assert b.hands[0].appearance_agreement is not None and b.timings["landmarks"] == 0.0
+
+
+def test_malformed_landmarks_are_refused(clip, tracker):
+    detector = create_detector("onnx", max_hands=1)
+    good = detector.detect(clip.frames[0], 0.0)[0]
+    detector.close()
+    for bad, message in ((dataclasses.replace(good, image_xy=good.image_xy[:20]), "image_xy"),
+                         (dataclasses.replace(good, world_xyz=good.world_xyz * np.nan), "world_xyz"),
+                         (dataclasses.replace(good, handedness="Left"), "handedness"),
+                         (good.image_xy, "HandLandmarks")):
+        with pytest.raises(ValueError, match=message):
+            tracker.process_landmarks(clip.frames[0], [bad], clip.camera, 0.0)
+
+
 def test_landmark_backends_by_name():
     """The default averages each crop with its mirror image (steadier landmarks); the others are
     MediaPipe's graph, ported or its own."""
