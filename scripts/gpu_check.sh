@@ -3,8 +3,8 @@
 # onnxruntime, opencv, numba; no network): the GPU-marked tests and `benchmarks.gpu`, whose
 # section is merged into a copy of docs/benchmarks.md. Wheels the machine lacks travel in .whl/
 # (diffrp-nvdiffrast: nvdiffrast, JIT-compiled with nvcc here). Results go to $OUT. The stage
-# timeouts sum to 570 s, under the `device` tool's 600 s a call (measured on an H200: nvdiffrast
-# build about 60 s, the GPU tests 16-41 s, the benchmark section's avatar build 49-68 s of it).
+# timeouts sum to 570 s, under the `device` tool's 600 s a call (measured on an H200: the GPU
+# tests took 16-41 s, the benchmark section's avatar build 49-68 s of its time).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
