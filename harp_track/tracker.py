@@ -148,6 +148,8 @@ class Tracker:
         landmarks: `HandLandmarks` in its pixels, most confident first; camera, timestamp: as
         `process`."""
         image_rgb, camera, t = self._checked_frame(image_rgb, camera, timestamp)
+        if isinstance(landmarks, HandLandmarks):
+            raise ValueError("landmarks must be a list of HandLandmarks (one per hand), got a single one")
         for det in landmarks:
             _check_landmarks(det)
         return self._update(image_rgb, camera, t, list(landmarks), 0.0)

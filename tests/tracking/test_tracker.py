@@ -220,6 +220,8 @@ def test_malformed_landmarks_are_refused(clip, tracker):
                          (good.image_xy, "HandLandmarks")):
         with pytest.raises(ValueError, match=message):
             tracker.process_landmarks(clip.frames[0], [bad], clip.camera, 0.0)
+    with pytest.raises(ValueError, match="a list of HandLandmarks"):
+        tracker.process_landmarks(clip.frames[0], good, clip.camera, 0.0)
 
 
 def test_landmark_backends_by_name():
