@@ -109,6 +109,25 @@ def track_hgc(images, cameras, hand_shape=None, smoothing=True, landmarks="auto"
     return out
 
 
+def tracked_errors(hands: list, gt3: np.ndarray, gt2: np.ndarray, evaluated: range) -> list[dict]:
+    """`errors` plus the camera-space error (mm) of each evaluated frame where a hand was tracked
+    (hands: `TrackedHand` or None per frame)."""
+    rows = []
+    for i in evaluated:
+        if hands[i] is not None:
+            row = errors(hands[i].joints, hands[i].keypoints_2d, gt3[i], gt2[i])
+            row["cam"] = 1000 * float(np.linalg.norm(hands[i].joints - gt3[i], axis=1).mean())
+            rows.append(row)
+    return rows
+
+
+def known_size_scale(hands: list, gt3: np.ndarray) -> float:
+    """The hand size "known" from the first `SIZE_FRAMES` frames: the least-squares scale about the
+    camera centre that maps the tracked joints (mean hand size) onto the true ones."""
+    pairs = [(hands[i].joints, gt3[i]) for i in range(SIZE_FRAMES) if hands[i] is not None]
+    return sum(float((p * g).sum()) for p, g in pairs) / sum(float((p * p).sum()) for p, _ in pairs)
+
+
 def accuracy_rows(frames: int) -> list[list]:
     images, cameras, gt3, gt2 = load_hgc(frames)
     evaluated = range(SIZE_FRAMES, frames)
@@ -131,22 +150,13 @@ def accuracy_rows(frames: int) -> list[list]:
     table["MediaPipe + PnP"] = pnp_rows
 
     def ours(hands) -> list[dict]:
-        rows = []
-        for i in evaluated:
-            if hands[i] is not None:
-                row = errors(hands[i].joints, hands[i].keypoints_2d, gt3[i], gt2[i])
-                row["cam"] = 1000 * float(np.linalg.norm(hands[i].joints - gt3[i], axis=1).mean())
-                rows.append(row)
-        return rows
+        return tracked_errors(hands, gt3, gt2, evaluated)
 
     default = track_hgc(images, cameras)
     table["ours, mean hand size"] = ours(default)
     table["ours, mean size, no filter"] = ours(track_hgc(images, cameras, smoothing=False))
-    # Hand size from the first frames: the least-squares scale about the camera centre.
-    pairs = [(default[i].joints, gt3[i]) for i in range(SIZE_FRAMES) if default[i] is not None]
-    scale = sum(float((p * g).sum()) for p, g in pairs) / sum(float((p * p).sum()) for p, _ in pairs)
-    model = ht.load_hand_model()
-    known = shape_for_scale(model, scale)
+    scale = known_size_scale(default, gt3)
+    known = shape_for_scale(ht.load_hand_model(), scale)
     table[f"ours, size known (x{scale:.3f})"] = ours(track_hgc(images, cameras, known))
     table["ours, size known, MediaPipe's own landmarks (no flip averaging)"] = ours(
         track_hgc(images, cameras, known, landmarks="mediapipe"))

@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import harp_track as ht  # noqa: E402
 from benchmarks.landmarks import read_video  # noqa: E402
 from benchmarks.refinement import subject_clip  # noqa: E402
-from benchmarks.tracking import SIZE_FRAMES, VIDEO, errors, load_hgc, second_difference, shape_for_scale  # noqa: E402
+from benchmarks.tracking import (SIZE_FRAMES, VIDEO, known_size_scale, load_hgc, second_difference,  # noqa: E402
+                                 shape_for_scale, tracked_errors)
 from harp_track.fit.filtering import PoseFilterSettings  # noqa: E402
 from harp_track.landmarks import create_detector  # noqa: E402
 from harp_track.tracker import Tracker  # noqa: E402
@@ -62,16 +63,9 @@ def scores(settings: PoseFilterSettings, hgc, video) -> list[float]:
     """2D px, Procrustes mm and camera-space mm (hgc, size known), then 2D px/frame² and 3D
     mm/frame² jitter (the video)."""
     images, cameras, gt3, gt2, found = hgc
-    default = replay(images, cameras, found, 30.0, settings)
-    pairs = [(default[i].joints, gt3[i]) for i in range(SIZE_FRAMES) if default[i] is not None]
-    scale = sum(float((p * g).sum()) for p, g in pairs) / sum(float((p * p).sum()) for p, _ in pairs)
+    scale = known_size_scale(replay(images, cameras, found, 30.0, settings), gt3)
     known = replay(images, cameras, found, 30.0, settings, shape_for_scale(ht.load_hand_model(), scale))
-    rows = []
-    for i in range(SIZE_FRAMES, len(images)):
-        if known[i] is not None:
-            row = errors(known[i].joints, known[i].keypoints_2d, gt3[i], gt2[i])
-            row["cam"] = 1000 * float(np.linalg.norm(known[i].joints - gt3[i], axis=1).mean())
-            rows.append(row)
+    rows = tracked_errors(known, gt3, gt2, range(SIZE_FRAMES, len(images)))
     frames, video_found = video
     hands = replay(frames, [None] * len(frames), video_found, VIDEO_FPS, settings)
     return [float(np.mean([r[k] for r in rows])) for k in ("2d", "pa", "cam")] + [
