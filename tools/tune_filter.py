@@ -102,17 +102,28 @@ def synthetic_scores(settings: PoseFilterSettings, synthetic: dict) -> list[floa
     return values
 
 
-def parse_settings(pairs: list[str]) -> PoseFilterSettings:
-    """PoseFilterSettings with `name=value` overrides (a tuple as comma-separated numbers, `none`)."""
-    fields = {f.name for f in dataclasses.fields(PoseFilterSettings)}
+def parse_settings(pairs: list[str], defaults=None):
+    """`defaults` (a settings dataclass; PoseFilterSettings()) with `name=value` overrides: a
+    tuple as comma-separated numbers, `none`, `true`/`false`, or text for a text field."""
+    defaults = PoseFilterSettings() if defaults is None else defaults
+    kind = type(defaults).__name__
+    fields = {f.name for f in dataclasses.fields(defaults)}
     changes = {}
     for pair in pairs:
         name, _, text = pair.partition("=")
         if name not in fields:
-            raise SystemExit(f"unknown setting {name!r}; PoseFilterSettings has {sorted(fields)}")
+            raise SystemExit(f"unknown setting {name!r}; {kind} has {sorted(fields)}")
+        current = getattr(defaults, name)
+        if isinstance(current, str):
+            changes[name] = text
+            continue
+        if isinstance(current, bool):
+            changes[name] = text.strip().lower() in ("1", "true", "yes")
+            continue
         values = [None if v.strip().lower() == "none" else float(v) for v in text.split(",")]
-        changes[name] = tuple(values) if len(values) > 1 else values[0]
-    return dataclasses.replace(PoseFilterSettings(), **changes)
+        value = tuple(values) if len(values) > 1 else values[0]
+        changes[name] = int(value) if isinstance(current, int) and isinstance(value, float) else value
+    return dataclasses.replace(defaults, **changes)
 
 
 def main() -> None:
