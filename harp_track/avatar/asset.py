@@ -93,11 +93,17 @@ class Avatar:
 
     # ---- rendering ------------------------------------------------------------------------
     def render(self, hand: TrackedHand, camera: Camera, image_size: Sequence[int],
-               light_position: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               light_position: np.ndarray | None = None, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The avatar posed as a tracked hand: rgb (H, W, 3) float32 in [0, 1] over black and
         alpha (H, W) float32. The hand's pose and translation are used (its shape is the
-        avatar's own); the light defaults to the capture light."""
-        avatar = self.for_side(hand.handedness)
+        avatar's own); the light defaults to the capture light. mirrored: the tracker's own
+        setting. A selfie tracker (`Tracker(mirrored=True)`) reports each hand as the user sees
+        it but fits it with the other side's model (its image is that hand's mirror image), and
+        its pose parameters are that model's."""
+        if hand.handedness not in ("left", "right"):
+            raise ValueError(f"handedness must be 'left' or 'right', got {hand.handedness!r}")
+        fitted = {"left": "right", "right": "left"}[hand.handedness] if mirrored else hand.handedness
+        avatar = self.for_side(fitted)
         model = avatar.hand_model()
         with torch.no_grad():
             verts = model(global_orient=torch.as_tensor(hand.global_orient, dtype=torch.float32)[None],

@@ -294,3 +294,24 @@ def test_mirrored_selfie_view_refines_with_the_mirrored_avatar(clip, clip_avatar
     assert abs(flipped.appearance_agreement - direct.appearance_agreement) < 0.1
     mirrored_joints = direct.joints * np.array([-1.0, 1.0, 1.0], np.float32)
     assert np.linalg.norm(flipped.joints - mirrored_joints, axis=1).mean() < 0.02
+
+
+def test_avatar_renders_a_selfie_trackers_hand_where_it_tracked_it(clip, clip_avatar):
+    """`Avatar.render(..., mirrored=True)` draws a selfie tracker's hand with the model it was
+    fitted with, so the render is the tracked mesh's; without it, the other side's model posed
+    with those parameters lands elsewhere."""
+    frame = np.ascontiguousarray(clip.frames[0][:, ::-1])
+    with Tracker(avatar=clip_avatar, max_hands=1, smoothing=None, mirrored=True) as selfie:
+        hand = selfie.process(frame, clip.camera, 0.0).hands[0]
+    size = frame.shape[:2]
+    fitted = clip_avatar.for_side("left")  # the user's right hand, seen mirrored
+    with torch.no_grad():
+        _, mesh_alpha = fitted.render_vertices(torch.from_numpy(hand.vertices)[None], clip.camera, size,
+                                               torch.from_numpy(fitted.light_position)[None])
+    tracked = mesh_alpha[0].numpy() > 0.5
+
+    def iou(alpha: np.ndarray) -> float:
+        return ((alpha > 0.5) & tracked).sum() / ((alpha > 0.5) | tracked).sum()
+
+    assert iou(clip_avatar.render(hand, clip.camera, size, mirrored=True)[1]) > 0.99
+    assert iou(clip_avatar.render(hand, clip.camera, size)[1]) < 0.8
