@@ -76,6 +76,8 @@ def run(source: int | str, headless: bool = False, out: Path | None = None, came
         raise SystemExit(f"--device: {error}") from None
     tracker = Tracker(mirrored=mirrored, avatar=avatar, refine=refine, device=device)
     overlay = OverlayRenderer(tracker.models, avatar=avatar)
+    if poses:
+        poses.parent.mkdir(parents=True, exist_ok=True)
     writer, pose_file = None, poses.open("w") if poses else None
     recent = collections.deque(maxlen=30)
     totals: dict[str, float] = collections.defaultdict(float)

@@ -24,7 +24,7 @@ def video(tmp_path_factory):
 
 
 def test_track_writes_one_pose_message_per_frame_without_an_overlay(video, tmp_path, capsys):
-    poses = tmp_path / "poses.jsonl"
+    poses = tmp_path / "not yet made" / "poses.jsonl"  # its folder is made, as --overlay's is
     assert main(["track", str(video), "--out", str(poses), "--device", "cpu"]) == 0
     messages = [json.loads(line) for line in poses.read_text().splitlines()]
     assert len(messages) == 8
