@@ -64,12 +64,12 @@ def build_avatar(source: str | Path, out_dir: str | Path, camera: Camera | Seque
     """
     settings = settings or BuildSettings()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
     started = time.perf_counter()
     torch.manual_seed(settings.optimize.seed)
 
-    frames = drop_blurred_and_duplicates(read_frames(source, camera, masks))
+    frames = drop_blurred_and_duplicates(read_frames(source, camera, masks))  # bad input fails before out_dir exists
+    out_dir.mkdir(parents=True, exist_ok=True)
     if len(frames) < MIN_FRAMES:
         raise EnrollmentError(f"{source}: only {len(frames)} sharp, distinct frames (need {MIN_FRAMES}); record "
                               "5-15 s of your hand turning slowly in good light")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import harp_track as ht
-from avatar_builder import EnrollmentError
+from avatar_builder import EnrollmentError, build_avatar
 from avatar_builder.frames import Frame, drop_blurred_and_duplicates, read_frames
 from harp_track.synthetic import make_clip
 
@@ -158,3 +158,10 @@ def test_blurred_and_repeated_frames_are_dropped(moving):
     kept = drop_blurred_and_duplicates(frames)
     assert [f.index for f in kept] == [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11]
     assert all(f.image is frames[[g.index for g in frames].index(f.index)].image for f in kept)
+
+
+def test_a_missing_clip_fails_before_the_output_folder_is_made(tmp_path):
+    out = tmp_path / "avatars" / "alice"
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        build_avatar(tmp_path / "missing.mp4", out)
+    assert not out.exists()
