@@ -68,11 +68,11 @@ def build_avatar(source: str | Path, out_dir: str | Path, camera: Camera | Seque
     started = time.perf_counter()
     torch.manual_seed(settings.optimize.seed)
 
-    frames = drop_blurred_and_duplicates(read_frames(source, camera, masks))  # bad input fails before out_dir exists
-    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = drop_blurred_and_duplicates(read_frames(source, camera, masks))
     if len(frames) < MIN_FRAMES:
         raise EnrollmentError(f"{source}: only {len(frames)} sharp, distinct frames (need {MIN_FRAMES}); record "
                               "5-15 s of your hand turning slowly in good light")
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the input is usable: a refused clip leaves nothing behind
     base = hand_model or load_hand_model()
     fit = coarse_fit(frames, base, side=settings.side, mirrored=settings.mirrored, length=settings.hand_length,
                      landmarks=settings.landmarks, progress=progress)
