@@ -25,6 +25,7 @@ import torch
 
 from ..camera import Camera
 from ..hand import HandModel, HandModelData, HandModelError
+from ..hand.data import other_side
 from ..render import Light, RenderBackend, RenderMesh, ShadedRender, ShadowSettings, material_mip, projection_from_intrinsics, render_shaded, select_backend
 from ..mesh_io import save_textured_obj
 from ..result import TrackedHand
@@ -87,6 +88,7 @@ class Avatar:
         """This avatar, mirrored when `side` is the other hand."""
         if side == self.side:
             return self
+        other_side(side)  # a side that is neither names itself here, not as a silent mirror image
         if "mirrored" not in self._cache:
             self._cache["mirrored"] = self.mirrored()
         return self._cache["mirrored"]
@@ -100,10 +102,7 @@ class Avatar:
         setting. A selfie tracker (`Tracker(mirrored=True)`) reports each hand as the user sees
         it but fits it with the other side's model (its image is that hand's mirror image), and
         its pose parameters are that model's."""
-        if hand.handedness not in ("left", "right"):
-            raise ValueError(f"handedness must be 'left' or 'right', got {hand.handedness!r}")
-        fitted = {"left": "right", "right": "left"}[hand.handedness] if mirrored else hand.handedness
-        avatar = self.for_side(fitted)
+        avatar = self.for_side(other_side(hand.handedness) if mirrored else hand.handedness)
         model = avatar.hand_model()
         with torch.no_grad():
             verts = model(global_orient=torch.as_tensor(hand.global_orient, dtype=torch.float32)[None],

@@ -283,3 +283,9 @@ def test_render_picks_the_mirrored_avatar_for_a_left_hand(flat_avatar):
     wrong = dataclasses.replace(left, handedness="right")
     _, alpha_wrong = avatar.render(wrong, CAMERA, SIZE)
     assert ((alpha_wrong > 0.5) != (alpha_l > 0.5)).sum() > 100
+
+
+def test_a_side_that_is_neither_hand_is_refused(avatar):
+    assert avatar.for_side(avatar.side) is avatar
+    with pytest.raises(ValueError, match="'Left'"):
+        avatar.for_side("Left")
