@@ -64,14 +64,12 @@ class Tracker:
     refine: with an avatar, correct each landmark fit so the rendered avatar lines up with the
     frame (`fit.refine`); False tracks from the landmarks alone. Without an avatar there is
     nothing to render and no refinement. refine_settings: its `RefineSettings`.
-    device: "auto", "cpu" or "cuda": where the refinement's render and image arithmetic run
-    (`refinement_device`: "auto" takes CUDA when torch sees it and the refinement renders with
-    nvdiffrast; the torch renderer is slower on CUDA than on the CPU at the refinement's small
-    crop). On CUDA ("cuda", or "auto" where torch sees it) the ONNX landmark model runs there too
-    when onnxruntime offers its CUDA provider (`pip install onnxruntime-gpu`), else on the CPU,
-    which costs speed, not results. The landmark fit's small solves, the refinement's
-    Gauss-Newton steps and the output mesh stay on the CPU, where they are cheaper than kernel
-    launches.
+    device: "auto", "cpu" or "cuda": where the refinement renders the avatar ("auto": on the CPU,
+    which is faster at its small crop; `refinement_device`). On CUDA ("cuda", or "auto" where
+    torch sees it) the ONNX landmark model runs there when onnxruntime offers its CUDA provider
+    (`pip install onnxruntime-gpu`), else on the CPU, which costs speed, not results. The
+    landmark fit's small solves, the refinement's crop and Gauss-Newton steps and the output mesh
+    stay on the CPU, where they are cheaper than kernel launches.
     torch_threads: the per-frame tensors and matrices are tiny, so thread hand-offs cost more than
     they save, and they fight MediaPipe's own threads (measured here: the fit took 219 ms a frame
     with 2 torch threads, 35 ms with 1; with OpenBLAS's two threads and the landmarks in a second
@@ -105,7 +103,7 @@ class Tracker:
         self.avatar = avatar
         self.hand_size_known = avatar is not None or hand_shape is not None
         self._fitters = {side: LandmarkFitter(model, hand_shape) for side, model in self.models.items()}
-        self.device = refinement_device(device, (refine_settings or RefineSettings()).render_backend)
+        self.device = refinement_device(device)
         # The avatar of each reported side is the one of the model fitted to it (see above).
         self._refiners = {side: AppearanceRefiner(avatar.for_side(model.side), self._fitters[side], refine_settings,
                                                   self.device)
@@ -202,7 +200,6 @@ class Tracker:
         """Fit, refine and filter this frame's detections, and advance the tracks."""
         height, width = image_rgb.shape[:2]
         timings: dict[str, float] = {"landmarks": landmark_ms}
-        frame = None  # uploaded once, for all hands, when a hand is refined
         hands, seen = [], set()
         fit_ms = refine_ms = filter_ms = mesh_ms = 0.0
         for det in self._distinct(detections):
@@ -222,9 +219,7 @@ class Tracker:
             agreement, fit_2d = None, landmark_fit_2d
             if side in self._refiners:
                 start = time.perf_counter()
-                if frame is None:
-                    frame = torch.from_numpy(image_rgb).to(self.device)
-                refined = self._refiners[side].refine(frame, camera, fit, det.image_xy, hand_xyz, previous,
+                refined = self._refiners[side].refine(image_rgb, camera, fit, det.image_xy, hand_xyz, previous,
                                                       1.0 if det.score is None else float(det.score))
                 fit, agreement = refined.fit, refined.agreement
                 fit_2d = camera.project(fit.keypoints.double().numpy())
@@ -355,13 +350,11 @@ def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return inter / smaller if smaller > 0 else 0.0
 
 
-def refinement_device(device: str, render_backend: str) -> torch.device:
-    """Where the appearance refinement renders and reads its crop, for the tracker's `device`
-    ("auto" | "cpu" | "cuda") and the refinement's render backend: "auto" takes CUDA only with
-    nvdiffrast. Measured on an H200 machine (docs/benchmarks.md, "GPU path"): the refinement took
-    12-14 ms a frame with nvdiffrast on CUDA, 12 ms on that machine's CPU and 24-29 ms with the
-    torch renderer on CUDA, whose many small kernels cost more in launches than a 96-pixel crop saves."""
+def refinement_device(device: str) -> torch.device:
+    """Where the appearance refinement renders, for the tracker's `device` ("auto" | "cpu" |
+    "cuda"): "auto" renders on the CPU. One hand's 96-pixel crop is too little work for a GPU,
+    whose kernel launches then cost more than the CPU's arithmetic. Measured with nvdiffrast on
+    CUDA against the CPU renderer of the same machine: on an H200, refinement 14.5 ms a frame
+    against 12.3; on an H100 machine, render 6.3 ms against 3.6 (docs/benchmarks.md, "GPU path")."""
     resolved = resolve_device(device)
-    if device == "auto" and render_backend != "nvdiffrast":
-        return torch.device("cpu")
-    return resolved
+    return torch.device("cpu") if device == "auto" else resolved

@@ -127,3 +127,95 @@ def image_normal_equations(points: np.ndarray, jacobian: np.ndarray, residuals: 
         for b in range(a):
             H[a, b] = H[b, a]
     return H, g
+
+
+@numba.njit(cache=True)
+def image_channels(image: np.ndarray, alpha: np.ndarray, valid: np.ndarray, bins: int, sigma: float) -> np.ndarray:
+    """The stack the samples read, (S, S, 12) float64: the crop's colour (3) and hand probability
+    (1), Gaussian-blurred by `sigma` pixels (a wider basin for the steps), then their x and y
+    derivatives (central differences). Borders replicate.
+
+    image (S, S, 3) float32 in [0, 1]; alpha (S, S) the avatar's coverage rendered into the crop;
+    valid (S, S) 0 where the crop left the frame. The hand probability comes from RGB histograms
+    (`bins` a channel) of the crop inside the silhouette (2 px clear of its edge) and outside it
+    (4 px clear): the pixel-wise posterior of region-based trackers such as PWP3D. Where either side
+    has under 10 pixels it is 0.5."""
+    size = image.shape[0]
+    values = np.empty((size, size, 4))
+    values[..., :3] = image
+    inside = _clear_of(alpha <= 0.5, 2) * valid
+    outside = _clear_of(alpha > 0.01, 4) * valid
+    if inside.sum() < 10 or outside.sum() < 10:
+        values[..., 3] = 0.5
+    else:
+        n = bins ** 3
+        fg, bg = np.full(n, 0.5), np.full(n, 0.5)
+        index = np.empty((size, size), np.int64)
+        scale = np.float32(bins)
+        for y in range(size):
+            for x in range(size):
+                k = 0
+                for c in range(3):
+                    k = k * bins + min(int(image[y, x, c] * scale), bins - 1)
+                index[y, x] = k
+                fg[k] += inside[y, x]
+                bg[k] += outside[y, x]
+        pf, pb = fg / fg.sum(), bg / bg.sum()
+        for y in range(size):
+            for x in range(size):
+                k = index[y, x]
+                values[y, x, 3] = pf[k] / (pf[k] + pb[k])
+    if sigma > 0:
+        values = _blur(values, sigma)
+    stack = np.empty((size, size, 12))
+    for y in range(size):
+        for x in range(size):
+            for c in range(4):
+                stack[y, x, c] = values[y, x, c]
+                stack[y, x, 4 + c] = (values[y, min(x + 1, size - 1), c] - values[y, max(x - 1, 0), c]) / 2
+                stack[y, x, 8 + c] = (values[min(y + 1, size - 1), x, c] - values[max(y - 1, 0), x, c]) / 2
+    return stack
+
+
+@numba.njit(cache=True)
+def _clear_of(mask: np.ndarray, radius: int) -> np.ndarray:
+    """(S, S) float64: 1 where no pixel of `mask` lies within the (2 radius + 1)-pixel square
+    around, else 0 (one minus the mask's dilation; the square is cut at the borders)."""
+    size = mask.shape[0]
+    rows = np.zeros((size, size), np.bool_)
+    for y in range(size):
+        for x in range(size):
+            if mask[y, x]:
+                for k in range(max(0, x - radius), min(size, x + radius + 1)):
+                    rows[y, k] = True
+    out = np.ones((size, size))
+    for y in range(size):
+        for x in range(size):
+            if rows[y, x]:
+                for k in range(max(0, y - radius), min(size, y + radius + 1)):
+                    out[k, x] = 0.0
+    return out
+
+
+@numba.njit(cache=True)
+def _blur(values: np.ndarray, sigma: float) -> np.ndarray:
+    """(S, S, C) Gaussian blur, separable, taps to 2.5 sigma, borders replicated."""
+    size, channels = values.shape[0], values.shape[2]
+    radius = max(1, int(np.ceil(2.5 * sigma)))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    across = np.zeros_like(values)
+    for y in range(size):
+        for x in range(size):
+            for t in range(-radius, radius + 1):
+                w, xs = kernel[t + radius], min(max(x + t, 0), size - 1)
+                for c in range(channels):
+                    across[y, x, c] += w * values[y, xs, c]
+    out = np.zeros_like(values)
+    for y in range(size):
+        for t in range(-radius, radius + 1):
+            w, ys = kernel[t + radius], min(max(y + t, 0), size - 1)
+            for x in range(size):
+                for c in range(channels):
+                    out[y, x, c] += w * across[ys, x, c]
+    return out

@@ -11,8 +11,8 @@ import harp_track as ht
 from harp_track.avatar import Avatar
 from harp_track.fit import LandmarkFitter
 from harp_track.fit.crop import crop_square, hand_box
-from harp_track.fit.image_term import evaluate_samples, sample_image
-from harp_track.fit.refine import AppearanceRefiner, RefineSettings, _image_channels
+from harp_track.fit.image_term import evaluate_samples, image_channels, sample_image
+from harp_track.fit.refine import AppearanceRefiner, RefineSettings
 from harp_track.hand.derive import personalized, subdivided
 from harp_track.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
 from harp_track.synthetic import tattoo_texture
@@ -138,10 +138,10 @@ def test_step_follows_the_gradient_of_the_cost(avatar, image_weight, min_cosine)
     fitter, s = refiner.fitter, refiner.settings
     problem = fitter.problem(noisy, world, CAMERA, None, start=fit)
     x = problem.start(fit.transl.double().numpy())
-    crop = crop_square(torch.from_numpy(_to_uint8(image)), CAMERA,
+    crop = crop_square(_to_uint8(image), CAMERA,
                        hand_box(CAMERA.project(fit.keypoints.double()).numpy(), s.margin), s.crop_size)
     samples, alpha = refiner._samples(x, problem, crop)
-    channels = _image_channels(crop, alpha, s)
+    channels = image_channels(crop.image, alpha, crop.valid, s.histogram_bins, s.blur)
     motion = refiner._sample_motion(x, problem, samples)
 
     def cost(at: np.ndarray) -> float:
@@ -218,7 +218,7 @@ def test_cpu_and_cuda_refinements_agree(avatar, backend):
     frame = _to_uint8(image)
     cpu = refiner.refine(frame, CAMERA, fit, noisy, world)
     on_cuda = AppearanceRefiner(avatar, refiner.fitter, RefineSettings(render_backend=backend), device="cuda")
-    cuda = on_cuda.refine(torch.from_numpy(frame).cuda(), CAMERA, fit, noisy, world)
+    cuda = on_cuda.refine(frame, CAMERA, fit, noisy, world)
     # Rasterization ties and float reductions differ between devices; poses agree to a fraction of a pixel.
     gap = np.linalg.norm(CAMERA.project(cpu.fit.keypoints).numpy() - CAMERA.project(cuda.fit.keypoints).numpy(), axis=1)
     assert gap.mean() < 0.3
