@@ -2,10 +2,11 @@
 
 Each Gauss-Newton step of the refinement reads a few hundred samples: through numpy, the ~40
 small array operations of a cost evaluation and its normal equations took ~0.7 ms a step, most
-of it per-call overhead; these loops take about 0.25 ms (400 samples, 26 parameters; the normal
-equations' n D^2 products are most of it). `tests/fit/test_refine.py` checks the lookup against
-torch's `grid_sample`, the residuals against a direct computation, and the normal equations
-against central differences of the cost.
+of it per-call overhead; these loops take about 0.25 ms (400 samples, 26 parameters), less since
+the normal equations' n D^2 products went to one BLAS call. `tests/fit/test_refine.py` checks
+the lookup against torch's `grid_sample`, the residuals and the normal equations against direct
+computations, and the gradient against central differences of the cost. `image_channels`
+prepares the crop the samples read (`tests/fit/test_crop_and_channels.py`).
 
 The model (`refine.py` states it in full): sample i at camera-space point p_i projects to pixel
 u_i; it should read the colour it was rendered with, after a per-channel gain and bias solved in
@@ -87,7 +88,6 @@ def evaluate_samples(points: np.ndarray, colour: np.ndarray, stack: np.ndarray, 
     return total, inliers / max(n, 1)
 
 
-@numba.njit(cache=True)
 def image_normal_equations(points: np.ndarray, jacobian: np.ndarray, residuals: np.ndarray, gradients: np.ndarray,
                            fx: float, fy: float, sigma: np.ndarray, channel_weights: np.ndarray,
                            scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -96,9 +96,21 @@ def image_normal_equations(points: np.ndarray, jacobian: np.ndarray, residuals: 
     it moves to, so channel c's residual moves by -grad_c . m / sigma_c for pixel motion m.
 
     points (n, 3); jacobian (n, 3, D) of the points; residuals (n, 4) and gradients (n, 4, 2) as
-    `evaluate_samples` left them."""
+    `evaluate_samples` left them. H is A^T A with two rows of A a sample (one BLAS product: the
+    n D^2 sum was most of a step's time as a loop)."""
+    rows, g = _weighted_motion_rows(points, jacobian, residuals, gradients, fx, fy, sigma, channel_weights, scale)
+    return rows.T @ rows, g
+
+
+@numba.njit(cache=True)
+def _weighted_motion_rows(points: np.ndarray, jacobian: np.ndarray, residuals: np.ndarray, gradients: np.ndarray,
+                          fx: float, fy: float, sigma: np.ndarray, channel_weights: np.ndarray,
+                          scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """`image_normal_equations`' A (2n, D) and g (D,). Sample i's pixel motion M_i (2, D) is
+    weighted by S_i (2, 2), the sum over channels of w_c grad_c grad_c^T, so that its share of H
+    is M_i^T S_i M_i = (L_i^T M_i)^T (L_i^T M_i) with S_i = L_i L_i^T (Cholesky)."""
     n, D = jacobian.shape[0], jacobian.shape[2]
-    H, g = np.zeros((D, D)), np.zeros(D)
+    rows, g = np.zeros((2 * n, D)), np.zeros(D)
     mx, my = np.empty(D), np.empty(D)
     for i in range(n):
         inv_z = 1.0 / max(points[i, 2], 1e-3)
@@ -117,16 +129,15 @@ def image_normal_equations(points: np.ndarray, jacobian: np.ndarray, residuals: 
             syy += w * gy * gy
             px -= w * gx * r * sigma[c]
             py -= w * gy * r * sigma[c]
-        for a in range(D):
-            ta = sxx * mx[a] + sxy * my[a]
-            tb = sxy * mx[a] + syy * my[a]
-            for b in range(a, D):
-                H[a, b] += ta * mx[b] + tb * my[b]
-            g[a] += mx[a] * px + my[a] * py
-    for a in range(D):
-        for b in range(a):
-            H[a, b] = H[b, a]
-    return H, g
+        # S = [[a, 0], [b, c]] [[a, b], [0, c]]; S is positive semi-definite (a sum of w g g^T, w > 0).
+        a = np.sqrt(sxx)
+        b = sxy / a if a > 0 else 0.0
+        c = np.sqrt(max(syy - b * b, 0.0)) if a > 0 else np.sqrt(syy)
+        for d in range(D):
+            rows[2 * i, d] = a * mx[d] + b * my[d]
+            rows[2 * i + 1, d] = c * my[d]
+            g[d] += mx[d] * px + my[d] * py
+    return rows, g
 
 
 @numba.njit(cache=True)

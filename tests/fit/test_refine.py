@@ -11,7 +11,7 @@ import harp_track as ht
 from harp_track.avatar import Avatar
 from harp_track.fit import LandmarkFitter
 from harp_track.fit.crop import crop_square, hand_box
-from harp_track.fit.image_term import evaluate_samples, image_channels, sample_image
+from harp_track.fit.image_term import evaluate_samples, image_channels, image_normal_equations, sample_image
 from harp_track.fit.refine import AppearanceRefiner, RefineSettings
 from harp_track.hand.derive import personalized, subdivided
 from harp_track.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle, palm_to_camera
@@ -200,6 +200,31 @@ def test_sample_residuals_against_a_direct_computation():
     np.testing.assert_allclose(gradients, np.stack([read[:, 4:8], read[:, 8:]], -1), atol=1e-12)
     assert rho == pytest.approx(float((weights * expected ** 2 / (1 + expected ** 2)).sum()), rel=1e-9)
     assert agreement == pytest.approx(float((np.abs(expected[:, :3]).max(1) < 2).mean()))
+
+
+def test_image_normal_equations_against_a_direct_sum():
+    """H and g of the image term against the Gauss-Newton sums written out per sample: pixel
+    motion M = d(projection)/d(point) J, IRLS weights w_c = scale c_c / (sigma_c^2 (1 + r_c^2)^2),
+    H = sum M^T (sum_c w_c grad_c grad_c^T) M and g = -sum M^T sum_c w_c grad_c r_c sigma_c."""
+    rng = np.random.default_rng(2)
+    n, D, fx, fy, scale = 150, 9, 300.0, 310.0, 0.7
+    points = np.column_stack([rng.uniform(-0.1, 0.1, (n, 2)), rng.uniform(0.3, 0.5, n)])
+    jacobian = rng.normal(size=(n, 3, D))
+    residuals, gradients = rng.normal(size=(n, 4)), rng.normal(size=(n, 4, 2))
+    gradients[:5, :, 0] = 0  # samples that see no x gradient at all
+    sigma, weights = np.array([0.1, 0.1, 0.1, 0.5]), np.array([1.0, 1.0, 1.0, 2.0])
+    H, g = image_normal_equations(points, jacobian, residuals, gradients, fx, fy, sigma, weights, scale)
+
+    x, y, z = points.T
+    projection = np.zeros((n, 2, 3))
+    projection[:, 0, 0], projection[:, 0, 2] = fx / z, -fx * x / z ** 2
+    projection[:, 1, 1], projection[:, 1, 2] = fy / z, -fy * y / z ** 2
+    motion = projection @ jacobian  # (n, 2, D) pixels per parameter
+    w = scale * weights / (sigma ** 2 * (1 + residuals ** 2) ** 2)  # (n, 4)
+    S = np.einsum("nc,nci,ncj->nij", w, gradients, gradients)
+    np.testing.assert_allclose(H, np.einsum("nia,nij,njb->ab", motion, S, motion), rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(g, -np.einsum("nia,nc,nci,nc->a", motion, w, gradients, residuals * sigma),
+                               rtol=1e-10, atol=1e-8)
 
 
 def test_refuses_an_avatar_of_another_model(avatar):
