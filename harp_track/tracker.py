@@ -65,11 +65,12 @@ class Tracker:
     frame (`fit.refine`); False tracks from the landmarks alone. Without an avatar there is
     nothing to render and no refinement. refine_settings: its `RefineSettings`.
     device: "auto", "cpu" or "cuda": where the refinement renders the avatar ("auto": on the CPU,
-    which is faster at its small crop; `refinement_device`). On CUDA ("cuda", or "auto" where
-    torch sees it) the ONNX landmark model runs there when onnxruntime offers its CUDA provider
-    (`pip install onnxruntime-gpu`), else on the CPU, which costs speed, not results. The
-    landmark fit's small solves, the refinement's crop and Gauss-Newton steps and the output mesh
-    stay on the CPU, where they are cheaper than kernel launches.
+    which is faster at its small crop, unless its settings ask for nvdiffrast; `refinement_device`).
+    On CUDA ("cuda", or "auto" where torch sees it) the ONNX landmark model runs there when
+    onnxruntime offers its CUDA provider (`pip install onnxruntime-gpu`), else on the CPU, which
+    costs speed, not results. The landmark fit's small solves, the refinement's crop and
+    Gauss-Newton steps and the output mesh stay on the CPU, where they are cheaper than kernel
+    launches.
     torch_threads: the per-frame tensors and matrices are tiny, so thread hand-offs cost more than
     they save, and they fight MediaPipe's own threads (measured here: the fit took 219 ms a frame
     with 2 torch threads, 35 ms with 1; with OpenBLAS's two threads and the landmarks in a second
@@ -103,7 +104,7 @@ class Tracker:
         self.avatar = avatar
         self.hand_size_known = avatar is not None or hand_shape is not None
         self._fitters = {side: LandmarkFitter(model, hand_shape) for side, model in self.models.items()}
-        self.device = refinement_device(device)
+        self.device = refinement_device(device, (refine_settings or RefineSettings()).render_backend)
         # The avatar of each reported side is the one of the model fitted to it (see above).
         self._refiners = {side: AppearanceRefiner(avatar.for_side(model.side), self._fitters[side], refine_settings,
                                                   self.device)
@@ -350,11 +351,15 @@ def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return inter / smaller if smaller > 0 else 0.0
 
 
-def refinement_device(device: str) -> torch.device:
+def refinement_device(device: str, render_backend: str) -> torch.device:
     """Where the appearance refinement renders, for the tracker's `device` ("auto" | "cpu" |
-    "cuda"): "auto" renders on the CPU. One hand's 96-pixel crop is too little work for a GPU,
-    whose kernel launches then cost more than the CPU's arithmetic. Measured with nvdiffrast on
-    CUDA against the CPU renderer of the same machine: on an H200, refinement 14.5 ms a frame
-    against 12.3; on an H100 machine, render 6.3 ms against 3.6 (docs/benchmarks.md, "GPU path")."""
+    "cuda") and the refinement's render backend: "auto" renders on the CPU unless nvdiffrast
+    (CUDA only) is asked for. One hand's 96-pixel crop is too little work for a GPU, whose kernel
+    launches cost more than the CPU's arithmetic: on an H100 machine the refinement took 20 ms a
+    frame with nvdiffrast on CUDA and 24-36 ms with the torch renderer there, against 15-18 ms
+    with that machine's CPU (docs/benchmarks.md, "GPU path"; on an H200 earlier, 14.5 and 29
+    against 12.3)."""
     resolved = resolve_device(device)
-    return torch.device("cpu") if device == "auto" else resolved
+    if device == "auto" and render_backend != "nvdiffrast":
+        return torch.device("cpu")
+    return resolved

@@ -248,14 +248,16 @@ def test_cuda_device_without_cuda_is_refused(clip_avatar):
 
 
 @pytest.mark.parametrize("cuda_seen", [False, True])
-def test_auto_device_renders_the_refinement_on_the_cpu(monkeypatch, cuda_seen):
-    """"auto" renders on the CPU (faster than a GPU at the refinement's crop: measured with
-    nvdiffrast on an H100 and an H200); an explicit device is honoured."""
+def test_auto_device_puts_the_refinement_on_cuda_only_with_nvdiffrast(monkeypatch, cuda_seen):
+    """"auto" renders on CUDA only with nvdiffrast (the torch renderer is slower there than on the
+    CPU at the refinement's crop); an explicit device is honoured."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_seen)
-    assert refinement_device("auto") == torch.device("cpu")
-    assert refinement_device("cpu") == torch.device("cpu")
+    gpu = torch.device("cuda" if cuda_seen else "cpu")
+    assert refinement_device("auto", "torch") == torch.device("cpu")
+    assert refinement_device("auto", "nvdiffrast") == gpu
+    assert refinement_device("cpu", "nvdiffrast") == torch.device("cpu")
     if cuda_seen:
-        assert refinement_device("cuda") == torch.device("cuda")
+        assert refinement_device("cuda", "torch") == gpu
 
 
 @pytest.mark.gpu
