@@ -27,7 +27,7 @@ from .fit.landmark_detail import LandmarkDetail, shift_in_image
 from .fit.refine import AppearanceRefiner, RefineSettings
 from .hand import HandModel, load_hand_model
 from .landmarks import BACKENDS, HandLandmarks, create_detector, onnx_offers_cuda
-from .landmarks.base import HANDEDNESS
+from .landmarks.base import HANDEDNESS, TimestampCheck
 from .landmarks.worker import DetectorProcess
 from .result import TrackedHand, TrackingResult
 
@@ -119,6 +119,7 @@ class Tracker:
         self._detector = create_detector(**self._detector_options)
         self._smoothing = smoothing
         self._tracks: dict[str, _Track] = {}
+        self._timestamps = TimestampCheck()  # for every path in, process_landmarks too
         self._frame_index = 0
         self._next_track_id = 1
         log.info("tracker: %s landmarks (%s), hand size %s, appearance refinement %s", landmarks,
@@ -146,11 +147,11 @@ class Tracker:
         not run. image_rgb: the frame (its size and, with an avatar, the refinement's pixels);
         landmarks: `HandLandmarks` in its pixels, most confident first; camera, timestamp: as
         `process`."""
-        image_rgb, camera, t = self._checked_frame(image_rgb, camera, timestamp)
         if isinstance(landmarks, HandLandmarks):
             raise ValueError("landmarks must be a list of HandLandmarks (one per hand), got a single one")
         for det in landmarks:
             _check_landmarks(det)
+        image_rgb, camera, t = self._checked_frame(image_rgb, camera, timestamp)
         return self._update(image_rgb, camera, t, list(landmarks), 0.0)
 
     def track(self, frames: Iterable[np.ndarray | tuple]) -> Iterator[TrackingResult]:
@@ -187,14 +188,24 @@ class Tracker:
 
     def _checked_frame(self, image_rgb: np.ndarray, camera: Camera | None,
                        timestamp: float | None) -> tuple[np.ndarray, Camera, float]:
+        """The frame, its camera (given or assumed) and its time, after refusing a frame that is not
+        an RGB image, a camera that is not a `Camera`, or a timestamp that is not finite or does
+        not increase (the filter would turn either into NaN poses or a reset)."""
         if not isinstance(image_rgb, np.ndarray) or image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 \
                 or image_rgb.shape[2] != 3:
             desc = (f"{image_rgb.dtype} array of shape {image_rgb.shape}" if isinstance(image_rgb, np.ndarray)
                     else type(image_rgb).__name__)
             raise ValueError(f"expected an H x W x 3 uint8 RGB image, got a {desc}")
         height, width = image_rgb.shape[:2]
+        if height == 0 or width == 0:
+            raise ValueError(f"the image is empty: shape {image_rgb.shape}")
+        if camera is not None and not isinstance(camera, Camera):
+            raise TypeError(f"camera must be a harp_track.Camera (Camera(fx, fy, cx, cy), pixels) or None, "
+                            f"got {type(camera).__name__}")
         camera = camera or Camera.from_fov(width, height)
-        return image_rgb, camera, time.monotonic() if timestamp is None else float(timestamp)
+        t = time.monotonic() if timestamp is None else float(timestamp)
+        self._timestamps(t)
+        return image_rgb, camera, t
 
     def _update(self, image_rgb: np.ndarray, camera: Camera, t: float, detections: list[HandLandmarks],
                 landmark_ms: float) -> TrackingResult:
@@ -317,8 +328,9 @@ class Tracker:
         )
 
     def reset(self) -> None:
-        """Forget all tracks (e.g. on a scene cut)."""
+        """Forget all tracks (e.g. on a scene cut); the next timestamp may start afresh."""
         self._tracks.clear()
+        self._timestamps = TimestampCheck()
         self._detector.reset()
 
     def close(self) -> None:

@@ -123,6 +123,32 @@ def test_bad_images_raise_value_errors(tracker, image, message):
         tracker.process(image)
 
 
+def test_empty_images_and_cameras_of_another_type_are_refused(tracker):
+    with pytest.raises(ValueError, match="empty"):
+        tracker.process(np.zeros((0, 0, 3), np.uint8))
+    image = np.zeros((240, 320, 3), np.uint8)
+    with pytest.raises(TypeError, match="Camera"):
+        tracker.process(image, camera=np.eye(3))
+    with pytest.raises(TypeError, match="Camera"):
+        tracker.process(image, camera=(300.0, 300.0, 160.0, 120.0))
+
+
+def test_landmarks_found_elsewhere_need_finite_increasing_timestamps(clip, clip_avatar):
+    """As `process` (its landmark model checks them): a NaN time would turn every later pose into
+    NaN in the filter, and a time going back would reset it silently."""
+    detector = create_detector("onnx", max_hands=1)
+    found = detector.detect(clip.frames[0], 0.0)
+    detector.close()
+    with Tracker(avatar=clip_avatar, max_hands=1) as tracker:
+        tracker.process_landmarks(clip.frames[0], found, clip.camera, 1.0)
+        for bad in (float("nan"), float("inf"), 1.0, 0.5):
+            with pytest.raises(ValueError, match="timestamp"):
+                tracker.process_landmarks(clip.frames[0], found, clip.camera, bad)
+        assert np.isfinite(tracker.process_landmarks(clip.frames[0], found, clip.camera, 1.1).hands[0].joints).all()
+        tracker.reset()  # a new sequence may start again from 0
+        assert tracker.process_landmarks(clip.frames[0], found, clip.camera, 0.0).hands
+
+
 @pytest.mark.skipif(not (SHARED / "mediapipe_samples").is_dir(), reason="shared data not present")
 def test_real_photo_left_and_right(tracker):
     import cv2
