@@ -26,13 +26,21 @@ from harp_track.stream import encode
 from harp_track.tracker import Tracker
 
 
-def frames_from(source: int | str, loop: bool) -> Iterator[tuple[np.ndarray, float | None]]:
-    """RGB frames and their timestamps (seconds; None for a live camera, which uses the clock)."""
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+
+def open_source(source: int | str) -> cv2.VideoCapture:
+    """The camera (index) or video file, opened; one that cannot be opened stops the program."""
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
         raise SystemExit(f"cannot open {'camera' if isinstance(source, int) else 'video'} {source!r}")
+    return capture
+
+
+def frames_from(capture: cv2.VideoCapture, live: bool, loop: bool) -> Iterator[tuple[np.ndarray, float | None]]:
+    """RGB frames of an opened capture and their timestamps (seconds; None for a live camera,
+    which uses the clock); it is released at the end."""
     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    live = isinstance(source, int)
     index, offset = 0, 0.0
     try:
         while True:
@@ -70,10 +78,18 @@ def run(source: int | str, headless: bool = False, out: Path | None = None, came
     Returns mean per-stage milliseconds and the end-to-end FPS."""
     if headless and out is None and poses is None:
         raise SystemExit("--headless needs --out (the overlay video) or --poses to write to")
+    if out is not None and (out.suffix.lower() not in VIDEO_SUFFIXES or out.is_dir()):
+        raise SystemExit(f"the overlay video must be a file ending in one of {', '.join(VIDEO_SUFFIXES)}, got {out}")
+    if poses is not None and poses.is_dir():
+        raise SystemExit(f"the pose file {poses} is a folder: name a file (poses.jsonl)")
+    if max_frames is not None and max_frames < 1:
+        raise SystemExit(f"--max-frames must be at least 1, got {max_frames}")
     try:
         resolve_device(device)
     except ValueError as error:
         raise SystemExit(f"--device: {error}") from None
+    # The input first: a source that cannot be read must not cost an earlier pose file.
+    capture = open_source(source)
     tracker = Tracker(mirrored=mirrored, avatar=avatar, refine=refine, device=device)
     overlay = OverlayRenderer(tracker.models, avatar=avatar)
     if poses:
@@ -85,7 +101,7 @@ def run(source: int | str, headless: bool = False, out: Path | None = None, came
     pending: collections.deque = collections.deque()  # frames handed to the tracker, awaiting results
 
     def stream():
-        for frame, timestamp in frames_from(source, loop=loop and not headless):
+        for frame, timestamp in frames_from(capture, live=isinstance(source, int), loop=loop and not headless):
             pending.append(frame)
             yield frame, camera, timestamp
 
@@ -111,6 +127,8 @@ def run(source: int | str, headless: bool = False, out: Path | None = None, came
                 if writer is None:
                     out.parent.mkdir(parents=True, exist_ok=True)
                     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, bgr.shape[1::-1])
+                    if not writer.isOpened():
+                        raise SystemExit(f"cannot write the overlay video {out}")
                 writer.write(bgr)
             if not headless:
                 cv2.imshow("harp_track", bgr)
@@ -139,9 +157,10 @@ def parse_intrinsics(text: str | None) -> Camera | None:
         return None
     try:
         fx, fy, cx, cy = (float(v) for v in text.split(","))
-    except ValueError:
-        raise SystemExit(f"--camera-intrinsics wants fx,fy,cx,cy in pixels, got {text!r}") from None
-    return Camera(fx, fy, cx, cy)
+        return Camera(fx, fy, cx, cy)
+    except ValueError as error:
+        raise SystemExit(f"--camera-intrinsics wants fx,fy,cx,cy in pixels (fx, fy > 0), got {text!r}: "
+                         f"{error}") from None
 
 
 def load_avatar(folder: str | None) -> Avatar | None:
