@@ -28,6 +28,9 @@ from .views import crop_views
 log = logging.getLogger(__name__)
 
 
+HAND_LENGTH_RANGE = (0.08, 0.30)  # metres: a small child's hand to well past the largest adult's
+
+
 @dataclasses.dataclass(frozen=True)
 class BuildSettings:
     """max_views: frames used (picked to cover many views); crop_size: pixels a side of the crop
@@ -47,6 +50,13 @@ class BuildSettings:
     hand_length: float | None = None
     landmarks: str = "mediapipe"
     optimize: OptimizeSettings = OptimizeSettings()
+
+    def __post_init__(self) -> None:
+        # A length in centimetres, or a sign slip, would silently build a giant or a tiny hand.
+        low, high = HAND_LENGTH_RANGE
+        if self.hand_length is not None and not low <= self.hand_length <= high:
+            raise ValueError(f"hand_length is in metres, wrist crease to the tip of the middle finger (e.g. 0.19); "
+                             f"{self.hand_length:g} is outside {low:g}-{high:g}")
 
 
 def build_avatar(source: str | Path, out_dir: str | Path, camera: Camera | Sequence[Camera] | None = None,
@@ -72,10 +82,10 @@ def build_avatar(source: str | Path, out_dir: str | Path, camera: Camera | Seque
     if len(frames) < MIN_FRAMES:
         raise EnrollmentError(f"{source}: only {len(frames)} sharp, distinct frames (need {MIN_FRAMES}); record "
                               "5-15 s of your hand turning slowly in good light")
-    out_dir.mkdir(parents=True, exist_ok=True)  # only once the input is usable: a refused clip leaves nothing behind
     base = hand_model or load_hand_model()
     fit = coarse_fit(frames, base, side=settings.side, mirrored=settings.mirrored, length=settings.hand_length,
                      landmarks=settings.landmarks, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)  # only once the input is usable: a refused clip leaves nothing behind
     model = HandModel(subdivided(base.data, settings.subdivisions))
     if fit.side == "left":
         model = model.mirrored()

@@ -26,6 +26,7 @@ import numpy as np
 
 from demos.webcam import parse_intrinsics
 from harp_track.camera import Camera
+from harp_track.device import DEVICES
 from harp_track.keypoints import palm_normal
 from harp_track.result import TrackedHand
 from harp_track.tracker import Tracker
@@ -500,6 +501,18 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _hand_length(text: str) -> float:
+    """argparse type: a hand length in metres that `BuildSettings` accepts (checked before a
+    recording, not after it)."""
+    from avatar_builder.build import BuildSettings
+
+    try:
+        return BuildSettings(hand_length=float(text)).hand_length
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error) if "metres" in str(error) else
+                                         f"must be a length in metres (e.g. 0.19), got {text!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     # No default here: argparse lets an explicit value equal to the default slip past the exclusion.
@@ -516,7 +529,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-intrinsics", metavar="FX,FY,CX,CY", help="fx,fy,cx,cy in pixels of the input as delivered "
                         "(default: the builder assumes a 60-degree field of view)")
     parser.add_argument("--record-only", action="store_true", help="stop after writing the clip; build later")
-    parser.add_argument("--device", default="auto", help="where the builder runs: auto, cpu or cuda (default auto)")
-    parser.add_argument("--hand-length", type=float, metavar="METRES",
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="where the builder runs: auto, cpu or cuda (default auto)")
+    parser.add_argument("--hand-length", type=_hand_length, metavar="METRES",
                         help="your hand, wrist crease to middle fingertip (e.g. 0.19): the avatar's true size; "
                         "without it MediaPipe's estimate is used")

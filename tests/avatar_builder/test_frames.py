@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import harp_track as ht
-from avatar_builder import EnrollmentError, build_avatar
+from avatar_builder import BuildSettings, EnrollmentError, build_avatar
 from avatar_builder.frames import Frame, drop_blurred_and_duplicates, read_frames
 from harp_track.synthetic import make_clip
 
@@ -165,3 +165,23 @@ def test_a_missing_clip_fails_before_the_output_folder_is_made(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.mp4"):
         build_avatar(tmp_path / "missing.mp4", out)
     assert not out.exists()
+
+
+def test_a_clip_without_a_hand_fails_before_the_output_folder_is_made(tmp_path):
+    """Sharp, distinct frames, none with a hand: refused with what to record, nothing left behind."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(10):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    out = tmp_path / "avatars" / "alice"
+    with pytest.raises(EnrollmentError, match="a hand was found in only 0"):
+        build_avatar(folder, out, progress=False)
+    assert not out.exists()
+
+
+def test_a_hand_length_that_is_not_in_metres_is_refused():
+    assert BuildSettings(hand_length=0.19).hand_length == 0.19
+    for length in (19.0, -0.19, 0.0):
+        with pytest.raises(ValueError, match="in metres"):
+            BuildSettings(hand_length=length)

@@ -228,7 +228,12 @@ def test_cli_help_and_bad_arguments(tmp_path, capsys):
                           (["--video", "x.mp4"], "required: --out"),
                           (["--out", "a", "--max-seconds", "-2"], "positive number of seconds"),
                           (["--out", "a", "--max-seconds", "soon"], "positive number of seconds"),
-                          (["--out", "a", "--camera", "front"], "invalid int value")):
+                          (["--out", "a", "--camera", "front"], "invalid int value"),
+                          # Checked before recording, not after: centimetres, a sign slip, a typo.
+                          (["--out", "a", "--hand-length", "19"], "in metres"),
+                          (["--out", "a", "--hand-length", "-0.19"], "in metres"),
+                          (["--out", "a", "--hand-length", "long"], "in metres"),
+                          (["--out", "a", "--device", "gpu"], "invalid choice")):
         with pytest.raises(SystemExit) as exit_:
             main(["enroll", *argv])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
