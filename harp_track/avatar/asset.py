@@ -191,13 +191,25 @@ class Avatar:
             hand = HandModelData.load(folder / "hand_model.npz")
         except HandModelError as exc:
             raise AvatarError(str(exc)) from None
+        lacking = [key for key in _META_KEYS if key not in meta]
+        if lacking:
+            raise AvatarError(f"{folder / 'avatar.json'} lacks {', '.join(lacking)}")
         try:
-            return cls(hand=hand, albedo=_read_png(folder / "albedo.png"), normal_map=_read_png(folder / "normal.png"),
-                       ambient=float(meta["ambient"]), light_position=np.asarray(meta["light_position"], np.float32),
-                       shape=np.asarray(meta["shape"], np.float32), base_model=str(meta["base_model"]),
-                       version=int(meta["version"]))
-        except (KeyError, TypeError, ValueError) as exc:
+            avatar = cls(hand=hand, albedo=_read_png(folder / "albedo.png"), normal_map=_read_png(folder / "normal.png"),
+                         ambient=float(meta["ambient"]), light_position=np.asarray(meta["light_position"], np.float32),
+                         shape=np.asarray(meta["shape"], np.float32), base_model=str(meta["base_model"]),
+                         version=int(meta["version"]))
+        except (TypeError, ValueError) as exc:
             raise AvatarError(f"{folder}: {exc}") from None
+        # The description must describe these files (a mix of two avatars' files would load otherwise).
+        for key, found in (("side", avatar.side), ("vertices", hand.num_vertices),
+                           ("texture_size", avatar.albedo.shape[0])):
+            if meta[key] != found:
+                raise AvatarError(f"{folder}: avatar.json says {key} {meta[key]!r}, the files hold {found!r}")
+        return avatar
+
+
+_META_KEYS = ("side", "vertices", "texture_size", "ambient", "light_position", "shape", "base_model")
 
 
 def _validate(a: Avatar) -> None:
@@ -205,7 +217,8 @@ def _validate(a: Avatar) -> None:
         raise AvatarError("an avatar's hand model has its shape baked in (num_shape must be 0)")
     for name in ("albedo", "normal_map"):
         tex = getattr(a, name)
-        if not isinstance(tex, np.ndarray) or tex.ndim != 3 or tex.shape[2] != 3 or tex.shape[0] < 2 or tex.shape[1] < 2:
+        if not isinstance(tex, np.ndarray) or tex.ndim != 3 or tex.shape[2] != 3 or tex.shape[0] < 2 \
+                or tex.shape[0] != tex.shape[1]:
             raise AvatarError(f"{name} must be an (S, S, 3) array, got {getattr(tex, 'shape', type(tex).__name__)}")
         if not np.isfinite(tex).all() or tex.min() < 0 or tex.max() > 1:
             raise AvatarError(f"{name} must hold finite values in [0, 1]")

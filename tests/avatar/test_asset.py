@@ -134,7 +134,17 @@ def test_load_refuses_incomplete_description(saved):
     meta = json.loads((saved / "avatar.json").read_text())
     del meta["ambient"]
     (saved / "avatar.json").write_text(json.dumps(meta))
-    with pytest.raises(AvatarError, match="ambient"):
+    with pytest.raises(AvatarError, match="lacks ambient"):
+        Avatar.load(saved)
+
+
+@pytest.mark.parametrize("key, value", [("side", "left"), ("vertices", 123), ("texture_size", 7)])
+def test_load_refuses_a_description_of_other_files(saved, key, value):
+    """avatar.json must describe the files beside it (one avatar's description with another's
+    mesh or textures loaded silently)."""
+    meta = json.loads((saved / "avatar.json").read_text())
+    (saved / "avatar.json").write_text(json.dumps(dict(meta, **{key: value})))
+    with pytest.raises(AvatarError, match=f"says {key}"):
         Avatar.load(saved)
 
 
@@ -177,6 +187,8 @@ def test_construction_refuses_bad_textures(avatar, name):
         dataclasses.replace(avatar, **{name: np.zeros((32, 32, 3), np.float32)})
     with pytest.raises(AvatarError, match=r"\(S, S, 3\)"):
         dataclasses.replace(avatar, **{name: np.zeros((64, 64), np.float32)})
+    with pytest.raises(AvatarError, match=r"\(S, S, 3\)"):  # not square
+        dataclasses.replace(avatar, albedo=np.zeros((64, 32, 3), np.float32), normal_map=np.zeros((64, 32, 3), np.float32))
 
 
 def test_construction_refuses_model_with_shape_parameters(avatar, base):
