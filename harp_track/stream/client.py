@@ -150,6 +150,10 @@ class PoseSubscriber(_Subscriber):
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer_bytes)
             self._sock.bind((host, port))
+        except OSError as e:
+            self._sock.close()
+            raise OSError(e.errno, f"cannot listen for poses on udp {host}:{port}: {e.strerror or e} (another "
+                                   "subscriber there? port 0 picks a free one)") from e
         except BaseException:
             self._sock.close()
             raise
@@ -192,8 +196,12 @@ class WebSocketSubscriber(_Subscriber):
             raise ImportError("WebSocketSubscriber needs the 'websockets' package (pip install "
                               "'websockets>=15')") from e
         self.url = url
-        connection = connect(url, open_timeout=open_timeout, max_size=max_size,
-                             compression=None, proxy=None, close_timeout=1.0)
+        try:
+            connection = connect(url, open_timeout=open_timeout, max_size=max_size,
+                                 compression=None, proxy=None, close_timeout=1.0)
+        except OSError as e:  # refused, unreachable, a host that does not resolve
+            raise ConnectionError(f"no pose publisher at {url} ({e.strerror or e}): is the tracker running with a "
+                                  "WebSocketPublisher on that address?") from e
         # websockets >= 17.1 wants the connection used as a context manager; closed in close().
         self._connection = connection.__enter__()
 

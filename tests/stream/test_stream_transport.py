@@ -269,3 +269,16 @@ def test_port_in_use_raises_in_the_caller():
     with WebSocketPublisher(port=0) as pub:
         with pytest.raises(OSError):
             WebSocketPublisher(port=pub.port)
+
+
+def test_subscribers_say_which_address_failed():
+    """Nobody listening on a WebSocket port, and a UDP port already taken: errors that name the
+    address (they were bare ConnectionRefusedError and 'Address already in use')."""
+    with socket.socket() as probe:  # a port that was free a moment ago, with nobody on it
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    with pytest.raises(ConnectionError, match=f"no pose publisher at ws://127.0.0.1:{free}"):
+        WebSocketSubscriber(f"ws://127.0.0.1:{free}", open_timeout=2.0)
+    with PoseSubscriber(port=0) as taken:
+        with pytest.raises(OSError, match=f"udp 127.0.0.1:{taken.port}"):
+            PoseSubscriber(port=taken.port)
