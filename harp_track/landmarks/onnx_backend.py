@@ -6,6 +6,7 @@ while fewer than `max_hands` hands are tracked."""
 from __future__ import annotations
 
 import math
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,9 @@ from .base import HandLandmarks, TimestampCheck, camera_handedness, check_image
 from .palm import WRIST_KEYPOINT, MIDDLE_MCP_KEYPOINT, PalmDetector
 from .roi import Roi, iou, roi_from_landmarks, roi_from_palm
 
-MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "onnx"
+# Installed with the package (setup.cfg maps the repository's models/ to harp_track.models), so
+# found in a wheel install as in a checkout.
+MODEL_DIR = Path(str(resources.files("harp_track.models").joinpath("onnx")))
 LANDMARK_MODEL = "hand_landmark_full.onnx"
 PALM_MODEL = "palm_detection_full.onnx"
 INPUT_SIZE = 224
