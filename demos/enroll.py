@@ -24,7 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from demos.webcam import parse_intrinsics
+from demos.webcam import open_source, parse_intrinsics
 from harp_track.camera import Camera
 from harp_track.device import DEVICES
 from harp_track.keypoints import palm_normal
@@ -234,15 +234,6 @@ class Recording:
     stopped: str
     camera: Camera | None
     side: str | None
-
-
-def open_source(source: int | str) -> cv2.VideoCapture:
-    """A capture for a camera index or a video path; exits with a clear message if it won't open."""
-    capture = cv2.VideoCapture(source)
-    if not capture.isOpened():
-        capture.release()
-        raise SystemExit(f"cannot open {'camera' if isinstance(source, int) else 'video'} {source!r}")
-    return capture
 
 
 def record(capture: VideoSource, clip_path: Path | None, *, live: bool, camera: Camera | None = None,

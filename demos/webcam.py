@@ -33,6 +33,7 @@ def open_source(source: int | str) -> cv2.VideoCapture:
     """The camera (index) or video file, opened; one that cannot be opened stops the program."""
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
+        capture.release()
         raise SystemExit(f"cannot open {'camera' if isinstance(source, int) else 'video'} {source!r}")
     return capture
 
