@@ -18,6 +18,8 @@ from ..keypoints import NUM_KEYPOINTS
 
 FORMAT_VERSION = 1
 SIDES = ("right", "left")
+# Joint roles drive the anatomical pose space (axes and limits): see anatomy.py.
+ROLES = ("root", "wrist", "metacarpal", "mcp", "pip", "dip", "thumb_cmc", "thumb_mcp", "thumb_ip")
 
 
 def other_side(side: str) -> str:
@@ -25,8 +27,6 @@ def other_side(side: str) -> str:
     if side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}")
     return SIDES[1 - SIDES.index(side)]
-# Joint roles drive the anatomical pose space (axes and limits): see anatomy.py.
-ROLES = ("root", "wrist", "metacarpal", "mcp", "pip", "dip", "thumb_cmc", "thumb_mcp", "thumb_ip")
 
 
 class HandModelError(ValueError):
