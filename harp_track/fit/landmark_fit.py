@@ -132,7 +132,11 @@ class LandmarkFitter:
         needs `previous` for the articulation), warm-started from `previous`.
 
         A warm start that ends far from the landmarks (a fast motion, a flip) is retried from
-        scratch and the better of the two kept, so one bad frame cannot derail the track.
+        scratch and the best kept, so one bad frame cannot derail the track. The landmark model's
+        depths are sometimes mirrored (the hand's near side taken for its far side: a fist seen
+        from its back read as one seen from its palm), which leaves the 2D landmarks a pose the
+        3D term fights; so a fit that ends far from them is also tried with the depths mirrored,
+        and the one that reprojects closer wins.
         """
         uv = np.asarray(keypoints_2d, dtype=np.float64)
         world_np = None if world is None else np.asarray(world, dtype=np.float64)
@@ -140,13 +144,13 @@ class LandmarkFitter:
             raise ValueError(f"expected (21, 2) image and (21, 3) world landmarks, got {uv.shape}"
                              f" and {None if world_np is None else world_np.shape}")
         fit = self._fit(uv, world_np, camera, previous)
-        if previous is None or world_np is None:
-            return fit
         extent = float(np.linalg.norm(uv.max(0) - uv.min(0)))
-        if fit.reprojection_px <= max(3.0, self.restart_fraction * extent):
+        if world_np is None or fit.reprojection_px <= max(3.0, self.restart_fraction * extent):
             return fit
-        fresh = self._fit(uv, world_np, camera, None)
-        return fresh if fresh.reprojection_px < fit.reprojection_px else fit
+        candidates = [fit, self._fit(uv, _mirrored_depth(world_np), camera, None)]
+        if previous is not None:
+            candidates.append(self._fit(uv, world_np, camera, None))
+        return min(candidates, key=lambda f: f.reprojection_px)
 
     def _fit(self, uv: np.ndarray, world: np.ndarray | None, camera: Camera, previous: HandFit | None) -> HandFit:
         if previous is None:
@@ -203,6 +207,13 @@ class LandmarkFitter:
         A = np.concatenate([np.stack([ones, zeros, -ax], 1), np.stack([zeros, ones, -ay], 1)])
         rhs = np.concatenate([ax * p[:, 2] - p[:, 0], ay * p[:, 2] - p[:, 1]])
         return rotation, np.linalg.lstsq(A, rhs, rcond=None)[0]
+
+
+def _mirrored_depth(world: np.ndarray) -> np.ndarray:
+    """(21, 3) landmarks with their depths mirrored about the hand's mean depth."""
+    mirrored = world.copy()
+    mirrored[:, 2] = 2.0 * world[:, 2].mean() - world[:, 2]
+    return mirrored
 
 
 @dataclasses.dataclass
