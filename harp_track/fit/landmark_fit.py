@@ -132,11 +132,13 @@ class LandmarkFitter:
         needs `previous` for the articulation), warm-started from `previous`.
 
         A warm start that ends far from the landmarks (a fast motion, a flip) is retried from
-        scratch and the best kept, so one bad frame cannot derail the track. The landmark model's
-        depths are sometimes mirrored (the hand's near side taken for its far side: a fist seen
-        from its back read as one seen from its palm), which leaves the 2D landmarks a pose the
-        3D term fights; so a fit that ends far from them is also tried with the depths mirrored,
-        and the one that reprojects closer wins.
+        scratch and the better of the two kept, so one bad frame cannot derail the track.
+        Without a previous frame, a fit that ends far from the landmarks is retried with the
+        world depths mirrored, and the closer kept: the landmark model sometimes reads a hand's
+        depths the wrong way round (a fist seen from its back read as one seen from its palm),
+        and the 3D term then fights the 2D landmarks. Within a track the previous pose carries
+        the depth order instead: tried there too, the mirrored reading won on frames where an
+        occluder had corrupted the landmarks (our synthetic clips) and led the track astray.
         """
         uv = np.asarray(keypoints_2d, dtype=np.float64)
         world_np = None if world is None else np.asarray(world, dtype=np.float64)
@@ -147,10 +149,11 @@ class LandmarkFitter:
         extent = float(np.linalg.norm(uv.max(0) - uv.min(0)))
         if world_np is None or fit.reprojection_px <= max(3.0, self.restart_fraction * extent):
             return fit
-        candidates = [fit, self._fit(uv, _mirrored_depth(world_np), camera, None)]
         if previous is not None:
-            candidates.append(self._fit(uv, world_np, camera, None))
-        return min(candidates, key=lambda f: f.reprojection_px)
+            fresh = self._fit(uv, world_np, camera, None)
+            return fresh if fresh.reprojection_px < fit.reprojection_px else fit
+        mirrored = self._fit(uv, _mirrored_depth(world_np), camera, None)
+        return mirrored if mirrored.reprojection_px < fit.reprojection_px else fit
 
     def _fit(self, uv: np.ndarray, world: np.ndarray | None, camera: Camera, previous: HandFit | None) -> HandFit:
         if previous is None:
