@@ -498,10 +498,13 @@ def _hand_length(text: str) -> float:
     from avatar_builder.build import BuildSettings
 
     try:
-        return BuildSettings(hand_length=float(text)).hand_length
+        length = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a length in metres (e.g. 0.19), got {text!r}") from None
+    try:
+        return BuildSettings(hand_length=length).hand_length
     except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error) if "metres" in str(error) else
-                                         f"must be a length in metres (e.g. 0.19), got {text!r}") from None
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
