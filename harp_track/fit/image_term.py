@@ -38,20 +38,27 @@ def sample_image(stack: np.ndarray, u: float, v: float, out: np.ndarray) -> None
 
 @numba.njit(cache=True)
 def evaluate_samples(points: np.ndarray, colour: np.ndarray, stack: np.ndarray, fx: float, fy: float, cx: float,
-                     cy: float, sigma: np.ndarray, channel_weights: np.ndarray, residuals: np.ndarray,
+                     cy: float, sigma: np.ndarray, weights: np.ndarray, hand_target: np.ndarray, residuals: np.ndarray,
                      gradients: np.ndarray) -> tuple[float, float]:
     """Residuals and image gradients of n samples.
 
     points (n, 3) metres, camera space; colour (n, 3) rendered; stack (S, S, 12): colour (3), hand
-    probability (1), their x derivatives (4) and y derivatives (4); sigma, channel_weights (4,).
-    Writes residuals (n, 4) (kernel units) and gradients (n, 4, 2) (per pixel, of the sampled
-    channels). Returns the weighted sum of rho over samples and channels, and the share of
-    samples whose colour residuals are all under 2 (inliers)."""
+    probability (1), their x derivatives (4) and y derivatives (4); sigma (4,); weights (n, 4)
+    per sample and channel; hand_target (n,): the hand probability each sample should read (1
+    inside the silhouette, 0.5 on its outline). Samples whose colour weights are 0 (the
+    outline's) take no part in the gain and bias nor in the agreement. Writes residuals (n, 4)
+    (kernel units) and gradients (n, 4, 2) (per pixel, of the sampled channels). Returns the
+    weighted sum of rho over samples and channels, and the share of the colour samples whose
+    colour residuals are all under 2 (inliers)."""
     n = points.shape[0]
     read = np.empty(stack.shape[2])
     # The colours read, then the gain and bias that best map the rendered colours onto them
     # (least squares, lightly held at gain 1 and bias 0).
-    reg = 1e-2 * n
+    coloured = 0
+    for i in range(n):
+        if weights[i, 0] > 0:
+            coloured += 1
+    reg = 1e-2 * coloured
     saa, sa, say, sy = np.full(3, reg), np.zeros(3), np.full(3, reg), np.zeros(3)
     for i in range(n):
         z = max(points[i, 2], 1e-3)
@@ -60,13 +67,14 @@ def evaluate_samples(points: np.ndarray, colour: np.ndarray, stack: np.ndarray, 
             residuals[i, c] = read[c]
             gradients[i, c, 0] = read[4 + c]
             gradients[i, c, 1] = read[8 + c]
-        for c in range(3):
-            a, y = colour[i, c], read[c]
-            saa[c] += a * a
-            sa[c] += a
-            say[c] += a * y
-            sy[c] += y
-    sb = n + reg
+        if weights[i, 0] > 0:
+            for c in range(3):
+                a, y = colour[i, c], read[c]
+                saa[c] += a * a
+                sa[c] += a
+                say[c] += a * y
+                sy[c] += y
+    sb = coloured + reg
     gain, bias = np.empty(3), np.empty(3)
     for c in range(3):
         det = saa[c] * sb - sa[c] * sa[c]
@@ -80,31 +88,31 @@ def evaluate_samples(points: np.ndarray, colour: np.ndarray, stack: np.ndarray, 
                 r = (gain[c] * colour[i, c] + bias[c] - residuals[i, c]) / sigma[c]
                 worst = max(worst, abs(r))
             else:
-                r = (1.0 - residuals[i, c]) / sigma[c]
+                r = (hand_target[i] - residuals[i, c]) / sigma[c]
             residuals[i, c] = r
-            total += channel_weights[c] * r * r / (1.0 + r * r)
-        if worst < 2.0:
+            total += weights[i, c] * r * r / (1.0 + r * r)
+        if weights[i, 0] > 0 and worst < 2.0:
             inliers += 1
-    return total, inliers / max(n, 1)
+    return total, inliers / max(coloured, 1)
 
 
 def image_normal_equations(points: np.ndarray, jacobian: np.ndarray, residuals: np.ndarray, gradients: np.ndarray,
-                           fx: float, fy: float, sigma: np.ndarray, channel_weights: np.ndarray,
+                           fx: float, fy: float, sigma: np.ndarray, weights: np.ndarray,
                            scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Newton H (D, D) and gradient g (D,) of half of `scale` times the image cost, by
     iteratively reweighted least squares: each sample keeps its colour and reads the image where
     it moves to, so channel c's residual moves by -grad_c . m / sigma_c for pixel motion m.
 
     points (n, 3); jacobian (n, 3, D) of the points; residuals (n, 4) and gradients (n, 4, 2) as
-    `evaluate_samples` left them. H is A^T A with two rows of A a sample (one BLAS product: the
+    `evaluate_samples` left them; weights (n, 4) as it was given them. H is A^T A with two rows of A a sample (one BLAS product: the
     n D^2 sum was most of a step's time as a loop)."""
-    rows, g = _weighted_motion_rows(points, jacobian, residuals, gradients, fx, fy, sigma, channel_weights, scale)
+    rows, g = _weighted_motion_rows(points, jacobian, residuals, gradients, fx, fy, sigma, weights, scale)
     return rows.T @ rows, g
 
 
 @numba.njit(cache=True)
 def _weighted_motion_rows(points: np.ndarray, jacobian: np.ndarray, residuals: np.ndarray, gradients: np.ndarray,
-                          fx: float, fy: float, sigma: np.ndarray, channel_weights: np.ndarray,
+                          fx: float, fy: float, sigma: np.ndarray, weights: np.ndarray,
                           scale: float) -> tuple[np.ndarray, np.ndarray]:
     """`image_normal_equations`' A (2n, D) and g (D,). Sample i's pixel motion M_i (2, D) is
     weighted by S_i (2, 2), the sum over channels of w_c grad_c grad_c^T, so that its share of H
@@ -122,7 +130,7 @@ def _weighted_motion_rows(points: np.ndarray, jacobian: np.ndarray, residuals: n
         for c in range(4):
             r = residuals[i, c]
             q = 1.0 + r * r
-            w = scale * channel_weights[c] / (q * q * sigma[c] * sigma[c])  # rho'(r) / 2r, per unit of image value
+            w = scale * weights[i, c] / (q * q * sigma[c] * sigma[c])  # rho'(r) / 2r, per unit of image value
             gx, gy = gradients[i, c, 0], gradients[i, c, 1]
             sxx += w * gx * gx
             sxy += w * gx * gy
