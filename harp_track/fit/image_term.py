@@ -104,8 +104,8 @@ def image_normal_equations(points: np.ndarray, jacobian: np.ndarray, residuals: 
     it moves to, so channel c's residual moves by -grad_c . m / sigma_c for pixel motion m.
 
     points (n, 3); jacobian (n, 3, D) of the points; residuals (n, 4) and gradients (n, 4, 2) as
-    `evaluate_samples` left them; weights (n, 4) as it was given them. H is A^T A with two rows of A a sample (one BLAS product: the
-    n D^2 sum was most of a step's time as a loop)."""
+    `evaluate_samples` left them; weights (n, 4) as it was given them. H is A^T A with two rows
+    of A a sample (one BLAS product: the n D^2 sum was most of a step's time as a loop)."""
     rows, g = _weighted_motion_rows(points, jacobian, residuals, gradients, fx, fy, sigma, weights, scale)
     return rows.T @ rows, g
 
