@@ -367,8 +367,8 @@ def refinement_device(device: str, render_backend: str) -> torch.device:
     """Where the appearance refinement renders, for the tracker's `device` ("auto" | "cpu" |
     "cuda") and the refinement's render backend: "auto" renders on the CPU unless nvdiffrast
     (CUDA only) is asked for. One hand's 96-pixel crop is too little work for a GPU, whose kernel
-    launches cost more than the CPU's arithmetic: on an H200 machine the refinement took 12-17 ms
-    a frame with nvdiffrast on CUDA and 22-32 ms with the torch renderer there, against 11-16 ms
+    launches cost more than the CPU's arithmetic: on an H200 machine the refinement took 13-17 ms
+    a frame with nvdiffrast on CUDA and 28-32 ms with the torch renderer there, against 11-16 ms
     with that machine's CPU (docs/benchmarks.md, "GPU path"; on an H100 machine earlier, 20 and
     24-36 against 15-18)."""
     resolved = resolve_device(device)
