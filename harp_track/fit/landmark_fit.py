@@ -160,8 +160,8 @@ class LandmarkFitter:
             if world is None:
                 raise ValueError("the first frame of a hand needs world landmarks to start from")
             problem = self.problem(uv, world, camera, None)
-            rotation0, angles0 = self._articulate(problem)
-            transl0 = self._placement(uv, rotation0, angles0, problem.focal, problem.centre)
+            angles0 = np.zeros_like(self._lower)
+            rotation0, transl0 = self._initial_placement(uv, problem.target_3d, angles0, problem.focal, problem.centre)
             problem = dataclasses.replace(problem, rotation0=rotation0, angles0=angles0)
             x0, iterations = problem.start(transl0), self.init_iterations
         else:
@@ -192,36 +192,24 @@ class LandmarkFitter:
             rotation0=rotation0, angles0=angles0,
             previous_free=None if previous is None else previous.angles.double().numpy()[self._free])
 
-    def _articulate(self, problem: "LandmarkProblem") -> tuple[np.ndarray, np.ndarray]:
-        """(3, 3) rotation and (P, 3) angles of a first frame, from its world landmarks alone:
-        the rotation by Kabsch on the palm keypoints, then rotation and angles fitted to the
-        whole 3D shape without the 2D term. Root-relative 3D has no depth to get wrong; fitted
-        with the 2D term from the flat hand, curled fingers and fists stuck in wrong poses (exact
-        landmarks of our synthetic clip: 13 of 50 frames over 2 px, 28 mm mean error; this way
-        none, 1.8 mm)."""
-        angles = np.zeros_like(self._lower)
+    def _initial_placement(self, uv: np.ndarray, target_3d: np.ndarray, angles: np.ndarray,
+                           focal: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rotation by Kabsch on the palm keypoints against the world landmarks; translation by
+        linear least squares on the reprojection of all keypoints given that rotation."""
         local = self._keypoints(np.zeros((1, 3)), np.eye(3), np.zeros((1, 3)), angles[None])[0]
         palm = list(PALM_KEYPOINTS)
         a = local[palm] - local[palm].mean(0)
-        b = problem.target_3d[palm] - problem.target_3d[palm].mean(0)
+        b = target_3d[palm] - target_3d[palm].mean(0)
         u, _, vt = np.linalg.svd(b.T @ a)
         d = np.sign(np.linalg.det(u @ vt))
         rotation = u @ np.diag([1.0, 1.0, d]) @ vt
-        shape_only = dataclasses.replace(problem, rotation0=rotation, angles0=angles, scale_2d=0.0)
-        x = _levenberg_marquardt(shape_only, shape_only.start(np.zeros(3)), self.init_iterations)[0]
-        return rotation_matrix(x[:3]) @ rotation, shape_only.angles(x[None])[0]
-
-    def _placement(self, uv: np.ndarray, rotation: np.ndarray, angles: np.ndarray, focal: np.ndarray,
-                   centre: np.ndarray) -> np.ndarray:
-        """(3,) root translation, metres: linear least squares on the reprojection of all
-        keypoints at this rotation and these angles."""
-        p = self._keypoints(np.zeros((1, 3)), rotation, np.zeros((1, 3)), angles[None])[0]
+        p = local @ rotation.T
         ax, ay = (uv[:, 0] - centre[0]) / focal[0], (uv[:, 1] - centre[1]) / focal[1]
         # (u - cx) / fx * (Z + tz) = X + tx  ->  tx - ax tz = ax Z - X  (and likewise for y)
         zeros, ones = np.zeros_like(ax), np.ones_like(ax)
         A = np.concatenate([np.stack([ones, zeros, -ax], 1), np.stack([zeros, ones, -ay], 1)])
         rhs = np.concatenate([ax * p[:, 2] - p[:, 0], ay * p[:, 2] - p[:, 1]])
-        return np.linalg.lstsq(A, rhs, rcond=None)[0]
+        return rotation, np.linalg.lstsq(A, rhs, rcond=None)[0]
 
 
 def _mirrored_depth(world: np.ndarray) -> np.ndarray:
