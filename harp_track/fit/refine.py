@@ -275,10 +275,10 @@ class AppearanceRefiner:
         if s.outline_weight > 0:
             # The outline: covered pixels beside an uncovered one, on diagonals fixed in the crop
             # (a curve meets them at about one pixel in `spacing` whatever its direction).
-            edge = _outline(covered, crop.valid > 0)
-            edge &= (np.add.outer(np.arange(len(edge)), np.arange(len(edge))) % spacing) == 0
-            edge_rows, edge_cols = np.nonzero(edge)
-            rows, cols = np.concatenate([rows, edge_rows]), np.concatenate([cols, edge_cols])
+            edge_rows, edge_cols = np.nonzero(_outline(covered, crop.valid > 0))
+            on_diagonal = (edge_rows + edge_cols) % spacing == 0
+            rows = np.concatenate([rows, edge_rows[on_diagonal]])
+            cols = np.concatenate([cols, edge_cols[on_diagonal]])
         u, v = rast[rows, cols, 0], rast[rows, cols, 1]
         barycentrics = np.stack([u, v, 1 - u - v], 1).astype(np.float64)
         vertex_ids, corners = np.unique(self._faces[rast[rows, cols, 3].astype(np.int64) - 1].ravel(),
