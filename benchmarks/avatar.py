@@ -4,13 +4,13 @@
 
 Synthetic (our own renders, exact ground truth): a turning hand of a non-mean shape with a
 tattoo-like albedo, darker nails and a moving light (`harp_track.synthetic.make_enrollment_clip`).
-The avatar is built from the even frames; the odd frames are novel views and a second clip of
-other gestures gives novel poses. In frames the builder did not see, only pose and light are
+The avatar is built from the even frames; the odd frames are novel views and a second take of
+the same subject (its shape and albedo) in other gestures gives novel poses. In frames the builder did not see, only pose and light are
 fitted (appearance fixed, `avatar_builder.evaluate.fit_avatar`) and the avatar is rendered with
 `Avatar.render_vertices`. PSNR and SSIM are measured inside the true hand mask (the render over
 black, and the render over the clip's true background, which the true frame's outline pixels
 partly show), the silhouette IoU against it, and the surface error (mean symmetric point-to-surface distance) between the
-avatar's rest mesh and the true rest mesh at the zero pose. A reference row scores the exact avatar
+avatar's rest mesh and the true rest mesh at the zero pose. Reference rows score the exact avatar
 (the clip's own mesh, albedo and lights) at the true poses: the ceiling of each metric. Over black
 it is 38 dB, not infinite, because the true outline pixels are part background; so every pixel the
 render misses along the outline costs that metric a great deal, and half of a fitted avatar's error
@@ -143,9 +143,11 @@ def synthetic_rows(num_frames: int, work: Path) -> tuple[list[list[object]], flo
         s = image_scores(avatar, frames, source.masks, source.background)
         rows.append([name, s["frames"], f"{s['psnr']:.2f}", f"{s['over_psnr']:.2f}", f"{s['inner_psnr']:.2f}",
                      f"{s['ssim']:.3f}", f"{s['iou']:.3f}"])
-    s = exact_avatar_scores(clip, base, np.arange(1, num_frames, 2))
-    rows.append(["novel views, the exact avatar at the true poses (the metrics' ceiling)", s["frames"],
-                 f"{s['psnr']:.2f}", f"{s['over_psnr']:.2f}", f"{s['inner_psnr']:.2f}", f"{s['ssim']:.3f}", f"{s['iou']:.3f}"])
+    for name, source, indices in (("novel views", clip, np.arange(1, num_frames, 2)),
+                                  ("novel poses", novel, np.arange(len(novel.frames)))):
+        s = exact_avatar_scores(source, base, indices)
+        rows.append([f"{name}, the exact avatar at the true poses (the metrics' ceiling)", s["frames"], f"{s['psnr']:.2f}",
+                     f"{s['over_psnr']:.2f}", f"{s['inner_psnr']:.2f}", f"{s['ssim']:.3f}", f"{s['iou']:.3f}"])
     blank = ["", "", "", ""]
     rows.append(["surface error (mm), hand length given", "", f"{surface(avatar):.2f}"] + blank)
     rows.append(["surface error (mm), hand length from MediaPipe", "", f"{surface(guessed):.2f}"] + blank)

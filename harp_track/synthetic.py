@@ -366,7 +366,8 @@ def _background(height: int, width: int, seed: int) -> torch.Tensor:
 
 def make_enrollment_clip(num_frames: int = 100, image_size: tuple[int, int] = (256, 256), side: str = "right",
                          shape: np.ndarray | torch.Tensor | None = None, seed: int = 0, light_motion: bool = True,
-                         poses: str = "turning", progress: bool = False, tone: str = "medium") -> EnrollmentClip:
+                         poses: str = "turning", progress: bool = False, tone: str = "medium",
+                         albedo: torch.Tensor | None = None) -> EnrollmentClip:
     """Render a synthetic enrollment subject with exact ground truth for avatar quality.
 
     poses: 'turning', the clip a user records to enroll (palm to the camera, turning to the back
@@ -374,10 +375,12 @@ def make_enrollment_clip(num_frames: int = 100, image_size: tuple[int, int] = (2
     turning clip lacks, for held-out evaluation. image_size: (H, W) pixels; the camera has a
     60-degree horizontal field of view and the hand is centred, its largest extent over the clip
     about 75-80% of the smaller image side. shape: (K,) coefficients in population standard
-    deviations (default `ENROLLMENT_SHAPE`, a larger-than-average hand). The albedo is
-    `tattoo_texture(512, tone)`; one point light moves around the hand over the clip (fixed,
-    above-left, when light_motion is False); ambient 0.35; self-shadowing on. seed: skin blotches,
-    background noise and the phase of the finger and light motion. Deterministic for equal inputs.
+    deviations (default `ENROLLMENT_SHAPE`, a larger-than-average hand). albedo: (1, S, S, 3) in
+    [0, 1] (default `tattoo_texture(512, tone)`); one point light moves around the hand over the
+    clip (fixed, above-left, when light_motion is False); ambient 0.35; self-shadowing on. seed:
+    background noise and the phase of the finger and light motion, another take of the same
+    subject (shape and albedo stay, so a held-out clip scores the avatar built from this one).
+    Deterministic for equal inputs.
     """
     if poses not in ENROLLMENT_POSES:
         raise ValueError(f"poses must be one of {ENROLLMENT_POSES}, got {poses!r}")
@@ -424,7 +427,7 @@ def make_enrollment_clip(num_frames: int = 100, image_size: tuple[int, int] = (2
     backend = select_backend(device="cpu")
     mesh = RenderMesh.create(model.faces, model.uvs, model.faces_uv, backend)
     projection = projection_from_intrinsics(camera.fx, camera.fy, camera.cx, camera.cy, image_size)
-    albedo = tattoo_texture(512, tone, model, seed)
+    albedo = tattoo_texture(512, tone, model) if albedo is None else albedo
     mip = material_mip(albedo)  # built once: the texture is the same in every frame
     background = _background(height, width, seed)
     frames, masks = [], []

@@ -52,6 +52,10 @@ def test_deterministic_for_a_seed(turning):
         np.testing.assert_array_equal(getattr(again, field), getattr(turning, field))
     other = make_enrollment_clip(num_frames=2, image_size=SIZE, seed=1)
     assert not np.array_equal(other.frames[0], turning.frames[0])
+    # Another take of the same subject: a held-out clip scores the avatar built from this one only
+    # if its skin is the one the avatar learned.
+    np.testing.assert_array_equal(other.albedo, turning.albedo)
+    np.testing.assert_array_equal(other.shape, turning.shape)
 
 
 def test_turns_from_palm_to_back_and_back(turning):

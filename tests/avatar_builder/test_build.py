@@ -15,7 +15,7 @@ from avatar_builder.evaluate import fit_avatar
 from avatar_builder.frames import Frame
 from avatar_builder.metrics import psnr, silhouette_iou, surface_error_mm
 from demos.cli import main as harp
-from harp_track.synthetic import make_enrollment_clip
+from harp_track.synthetic import make_enrollment_clip, tattoo_texture
 
 SMALL = BuildSettings(max_views=12, crop_size=96,
                       optimize=OptimizeSettings(steps=(30, 30, 20), batch=4, texture_size=128))
@@ -23,7 +23,10 @@ SMALL = BuildSettings(max_views=12, crop_size=96,
 
 @pytest.fixture(scope="module")
 def clip():
-    return make_enrollment_clip(num_frames=24, image_size=(192, 192), seed=3)
+    # The skin's blotches of seed 3 too, as this clip had before a take's seed stopped changing the
+    # subject: the short build's fit of the two most-inked frames is sensitive to them.
+    return make_enrollment_clip(num_frames=24, image_size=(192, 192), seed=3,
+                                albedo=tattoo_texture(512, model=ht.load_hand_model(), seed=3))
 
 
 @pytest.fixture(scope="module")
