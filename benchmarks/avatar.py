@@ -2,17 +2,17 @@
 
     python -m benchmarks.avatar [--frames 120] [--skip-real]
 
-Synthetic (our own renders, exact ground truth): a turning hand of a non-mean shape with a tattoo-
-like albedo, darker nails and a moving light (`harp_track.synthetic.make_enrollment_clip`). The
-avatar is built from the even frames; the odd frames are novel views and a second take of the same
-subject (its shape and albedo) in other gestures gives novel poses. In frames the builder did not
-see, only pose and light are fitted (appearance fixed, `avatar_builder.evaluate.fit_avatar`) and
-the avatar is rendered with `Avatar.render_vertices`. PSNR and SSIM are measured inside the true
-hand mask (the render over black, and the render over the clip's true background, which the true
-frame's outline pixels partly show), the silhouette IoU against it, and the surface error (mean
-symmetric point-to-surface distance) between the avatar's rest mesh and the true rest mesh at the
-zero pose. Reference rows score the exact avatar (the clip's own mesh, albedo and lights) at the
-true poses: the ceiling of each metric. Over black it is 38 dB, not infinite, because the true
+Synthetic (our own renders, exact ground truth): a turning hand of a non-mean shape with a
+tattoo-like albedo, darker nails and a moving light (`harp_track.synthetic.make_enrollment_clip`).
+The avatar is built from the even frames; the odd frames are novel views and a second take of the
+same subject (its shape and albedo) in other gestures gives novel poses. In frames the builder did
+not see, only pose and light are fitted (appearance fixed, `avatar_builder.evaluate.fit_avatar`)
+and the avatar is rendered with `Avatar.render_vertices`. PSNR and SSIM are measured inside the
+true hand mask (the render over black, and the render over the clip's true background, which the
+true frame's outline pixels partly show), the silhouette IoU against it, and the surface error
+(mean symmetric point-to-surface distance) between the avatar's rest mesh and the true rest mesh at
+the zero pose. Reference rows score the exact avatar (the clip's own mesh, albedo and lights) at
+the true poses: the ceiling of each metric. Over black it is 38 dB, not infinite, because the true
 outline pixels are part background; so every pixel the render misses along the outline costs that
 metric a great deal, and half of a fitted avatar's error there sits within 1.5 px of the outline
 (measured on 15 novel views).
