@@ -113,6 +113,15 @@ def render_scores(renders: list[tuple[Frame, np.ndarray, np.ndarray]], count: in
                 inner_psnr=mean(inner_psnrs), ssim=mean(ssims), iou=mean(ious))
 
 
+def score_row(name: str, scores: dict[str, float]) -> list[object]:
+    """A table row of `render_scores`' numbers; n/a for those the data cannot give (no true masks
+    or background)."""
+    def cell(key: str, digits: int) -> str:
+        return "n/a" if np.isnan(scores[key]) else f"{scores[key]:.{digits}f}"
+    return [name, scores["frames"], cell("psnr", 2), cell("over_psnr", 2), cell("inner_psnr", 2), cell("ssim", 3),
+            cell("iou", 3)]
+
+
 def synthetic_rows(num_frames: int, work: Path) -> tuple[list[list[object]], float]:
     clip = make_enrollment_clip(num_frames, (256, 256), seed=0, progress=True)
     novel = make_enrollment_clip(max(num_frames // 3, 16), (256, 256), poses="novel", seed=1, progress=True)
@@ -136,19 +145,16 @@ def synthetic_rows(num_frames: int, work: Path) -> tuple[list[list[object]], flo
                           settings=BuildSettings(hand_length=length))
     build_s = time.perf_counter() - start
 
+    views, poses = np.arange(1, num_frames, 2), np.arange(len(novel.frames))
     rows = []
     for name, source, indices in (("training views (every third even frame)", clip, even[::3]),
-                                  ("novel views (odd frames)", clip, np.arange(1, num_frames, 2)),
-                                  ("novel poses (other gestures)", novel, np.arange(len(novel.frames)))):
+                                  ("novel views (odd frames)", clip, views),
+                                  ("novel poses (other gestures)", novel, poses)):
         frames = [Frame(source.frames[i], int(i), source.camera) for i in indices]
-        s = image_scores(avatar, frames, source.masks, source.background)
-        rows.append([name, s["frames"], f"{s['psnr']:.2f}", f"{s['over_psnr']:.2f}", f"{s['inner_psnr']:.2f}",
-                     f"{s['ssim']:.3f}", f"{s['iou']:.3f}"])
-    for name, source, indices in (("novel views", clip, np.arange(1, num_frames, 2)),
-                                  ("novel poses", novel, np.arange(len(novel.frames)))):
-        s = exact_avatar_scores(source, base, indices)
-        rows.append([f"{name}, the exact avatar at the true poses (the metrics' ceiling)", s["frames"], f"{s['psnr']:.2f}",
-                     f"{s['over_psnr']:.2f}", f"{s['inner_psnr']:.2f}", f"{s['ssim']:.3f}", f"{s['iou']:.3f}"])
+        rows.append(score_row(name, image_scores(avatar, frames, source.masks, source.background)))
+    for name, source, indices in (("novel views", clip, views), ("novel poses", novel, poses)):
+        rows.append(score_row(f"{name}, the exact avatar at the true poses (the metrics' ceiling)",
+                              exact_avatar_scores(source, base, indices)))
     blank = ["", "", "", ""]
     rows.append(["surface error (mm), hand length given", "", f"{surface(avatar):.2f}"] + blank)
     rows.append(["surface error (mm), hand length from MediaPipe", "", f"{surface(guessed):.2f}"] + blank)
@@ -174,8 +180,7 @@ def real_rows(work: Path) -> tuple[list[list[object]], float]:
     posed = fit_avatar(avatar, frames)
     _picture(avatar, posed, frames)
     scores = image_scores(avatar, frames, None, posed=posed)
-    return [["hgc frames 200-299 (novel views and poses)", scores["frames"], f"{scores['psnr']:.2f}", "n/a",
-             f"{scores['inner_psnr']:.2f}", f"{scores['ssim']:.3f}", "n/a"]], build_s
+    return [score_row("hgc frames 200-299 (novel views and poses)", scores)], build_s
 
 
 def _picture(avatar, posed, frames: list[Frame], count: int = 8) -> None:
